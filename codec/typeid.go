@@ -1,0 +1,114 @@
+package codec
+
+import (
+	"encoding"
+	"encoding/json"
+	"hash/fnv"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// typeIDs memoises TypeID: the fingerprint of a type never changes within a
+// process, and computing it walks the whole type.
+var typeIDs sync.Map // reflect.Type -> uint64
+
+// TypeID returns a fingerprint of t's layout as codecs see it: type names,
+// exported fields with their names, struct tags and types, element, key and
+// array types, walked recursively. Two builds of a program agree on it as
+// long as the layout is the same; adding, removing, renaming or retyping an
+// exported field, or changing its struct tag, changes it. Types that marshal
+// themselves (time.Time, anything implementing json.Marshaler,
+// msgpack.CustomEncoder, encoding.BinaryMarshaler or TextMarshaler) count by
+// name only.
+func TypeID(t reflect.Type) uint64 {
+	if id, ok := typeIDs.Load(t); ok {
+		return id.(uint64)
+	}
+	var sb strings.Builder
+	describe(&sb, t, map[reflect.Type]bool{})
+	h := fnv.New64a()
+	h.Write([]byte(sb.String()))
+	id := h.Sum64()
+	typeIDs.Store(t, id)
+	return id
+}
+
+var (
+	jsonMarshaler    = reflect.TypeFor[json.Marshaler]()
+	msgpackEncoder   = reflect.TypeFor[msgpack.CustomEncoder]()
+	msgpackMarshaler = reflect.TypeFor[msgpack.Marshaler]()
+	binaryMarshaler  = reflect.TypeFor[encoding.BinaryMarshaler]()
+	textMarshaler    = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+func selfMarshaling(t reflect.Type) bool {
+	for _, i := range []reflect.Type{jsonMarshaler, msgpackEncoder, msgpackMarshaler, binaryMarshaler, textMarshaler} {
+		if t.Implements(i) || reflect.PointerTo(t).Implements(i) {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(sb *strings.Builder, t reflect.Type, seen map[reflect.Type]bool) {
+	if t == nil {
+		sb.WriteString("nil")
+		return
+	}
+	if t.Name() != "" {
+		sb.WriteString(t.PkgPath())
+		sb.WriteByte('.')
+		sb.WriteString(t.Name())
+		if t.Kind() != reflect.Interface && selfMarshaling(t) {
+			return
+		}
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		sb.WriteByte('=')
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		sb.WriteByte('*')
+		describe(sb, t.Elem(), seen)
+	case reflect.Slice:
+		sb.WriteString("[]")
+		describe(sb, t.Elem(), seen)
+	case reflect.Array:
+		sb.WriteString("[" + strconv.Itoa(t.Len()) + "]")
+		describe(sb, t.Elem(), seen)
+	case reflect.Map:
+		sb.WriteString("map[")
+		describe(sb, t.Key(), seen)
+		sb.WriteByte(']')
+		describe(sb, t.Elem(), seen)
+	case reflect.Struct:
+		sb.WriteString("struct{")
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() && !f.Anonymous {
+				continue
+			}
+			sb.WriteString(f.Name)
+			if f.Anonymous {
+				sb.WriteString(",embedded")
+			}
+			sb.WriteByte(' ')
+			describe(sb, f.Type, seen)
+			if f.Tag != "" {
+				sb.WriteString(" " + strconv.Quote(string(f.Tag)))
+			}
+			sb.WriteByte(';')
+		}
+		sb.WriteByte('}')
+	case reflect.Interface:
+		sb.WriteString(t.String())
+	default:
+		sb.WriteString(t.Kind().String())
+	}
+}
