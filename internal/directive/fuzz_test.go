@@ -1,0 +1,79 @@
+package directive
+
+import (
+	"strings"
+	"testing"
+)
+
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"//cache:repo",
+		"//cache:skip",
+		"//cache:get key=user:{id} ttl=5m jitter=30s tags=user:{id},users swr=1m negative=10s lock=distributed by=UserID",
+		"//cache:get\tkey=page:{in.OwnerID}:{in.Cursor} ttl=1h30m tags={result[].ID},page:{result.Next}",
+		"//cache:get key=user:{ids[]}:{ids[].Region} ttl=1h by=ID",
+		"//cache:get key=k:{größe.Ünï_2} ttl=1ms",
+		"//cache:put key=user:{result.ID} ttl=1h tags=user:{result.ID} invalidate=users,team:{result[].TeamID}",
+		"//cache:invalidate keys=user:{id},email:{in.Email} tags=user:{id}",
+		"//cache:",
+		"//cache:fetch",
+		"//cache:get key={a[0]} ttl=-1s tags=a,,b lock=x by=1",
+		"//cache:get key={a{b}} ttl=1s",
+		"//cache:get key=}{}{ ttl=",
+		"//cache:invalidate keys={result[]} tags={x[]}",
+		"//cache:get key={a\xffb} ttl=1s",
+		"// cache:get",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		d, errs := Parse(line)
+		if !strings.HasPrefix(line, "//cache:") {
+			if d != nil || errs != nil {
+				t.Fatalf("Parse(%q) = %v, %v for a non-directive line", line, d, errs)
+			}
+			return
+		}
+		for _, e := range errs {
+			if e.Offset < 0 || e.Offset > len(line) {
+				t.Errorf("Parse(%q): error offset %d out of [0, %d]: %s", line, e.Offset, len(line), e.Msg)
+			}
+		}
+		if len(errs) > 0 {
+			return
+		}
+		if d == nil {
+			t.Fatalf("Parse(%q) = nil, nil for a directive line", line)
+		}
+		var ts []*Template
+		if d.Key != nil {
+			ts = append(ts, d.Key)
+		}
+		ts = append(ts, d.Keys...)
+		ts = append(ts, d.Tags...)
+		ts = append(ts, d.Invalidate...)
+		for _, tm := range ts {
+			if tm.Offset < 0 || tm.Offset+len(tm.Raw) > len(line) || line[tm.Offset:tm.Offset+len(tm.Raw)] != tm.Raw {
+				t.Errorf("Parse(%q): template %q not found at offset %d", line, tm.Raw, tm.Offset)
+			}
+			var b strings.Builder
+			for i, s := range tm.Segments {
+				if s.Ref == nil {
+					if s.Literal == "" || (i > 0 && tm.Segments[i-1].Ref == nil) {
+						t.Errorf("Parse(%q): template %q has an empty or unmerged literal", line, tm.Raw)
+					}
+					b.WriteString(s.Literal)
+					continue
+				}
+				r := "{" + s.Ref.String() + "}"
+				if s.Ref.Offset < 1 || !strings.HasPrefix(line[s.Ref.Offset-1:], r) {
+					t.Errorf("Parse(%q): ref %s not found at offset %d", line, r, s.Ref.Offset)
+				}
+				b.WriteString(r)
+			}
+			if b.String() != tm.Raw {
+				t.Errorf("Parse(%q): segments render %q, want %q", line, b.String(), tm.Raw)
+			}
+		}
+	})
+}

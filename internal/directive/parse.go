@@ -1,0 +1,504 @@
+// Package directive parses the //cache: comment directives that cachegen reads
+// from the doc comments of repository interfaces and their methods.
+//
+// It is the syntactic stage of the generator: it knows the closed grammar of
+// the directives and of key and tag templates, and the rules that can be
+// checked without Go types (where result and slice refs may appear). Resolving
+// refs against parameters and result types is left to a later stage.
+//
+// Every position this package reports is a byte offset into the line given to
+// Parse, so that a caller can turn it into file:line:col.
+package directive
+
+import (
+	"cmp"
+	"fmt"
+	"go/token"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// prefix starts every directive line, like //go: for compiler directives.
+const prefix = "//cache:"
+
+// Kind is the verb of a directive.
+type Kind int
+
+// The directive kinds. KindNone is the zero value and is never returned by Parse.
+const (
+	KindNone       Kind = iota
+	KindRepo            // //cache:repo, on an interface
+	KindGet             // //cache:get, cache-aside read
+	KindPut             // //cache:put, write-through
+	KindInvalidate      // //cache:invalidate
+	KindSkip            // //cache:skip, pass through on purpose
+)
+
+var kindNames = [...]string{"none", "repo", "get", "put", "invalidate", "skip"}
+
+// String returns the verb as written after "//cache:", e.g. "get".
+func (k Kind) String() string {
+	if k >= 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// verbs maps each directive verb to its kind; verbList names them for messages.
+var (
+	verbs    = map[string]Kind{"repo": KindRepo, "get": KindGet, "put": KindPut, "invalidate": KindInvalidate, "skip": KindSkip}
+	verbList = "cache:repo, cache:get, cache:put, cache:invalidate, cache:skip"
+)
+
+// LockMode is how a get collapses concurrent misses.
+type LockMode int
+
+// The lock modes of a get. LockLocal is the default.
+const (
+	LockLocal       LockMode = iota // collapse misses within one process
+	LockDistributed                 // also collapse them across processes with a Redis lock
+	LockNone                        // do not collapse misses
+)
+
+var lockNames = [...]string{"local", "distributed", "none"}
+
+// String returns the mode as written in lock=, e.g. "distributed".
+func (m LockMode) String() string {
+	if m >= 0 && int(m) < len(lockNames) {
+		return lockNames[m]
+	}
+	return fmt.Sprintf("LockMode(%d)", int(m))
+}
+
+// Directive is one parsed //cache: line.
+type Directive struct {
+	// Kind is the verb.
+	Kind Kind
+	// Key is the key= template of a get or put; nil for other kinds.
+	Key *Template
+	// Keys are the keys= templates of an invalidate.
+	Keys []*Template
+	// Tags are the tags= templates of a get, put or invalidate.
+	Tags []*Template
+	// Invalidate are the invalidate= tag templates of a put.
+	Invalidate []*Template
+	// TTL, Jitter, SWR and Negative are the ttl=, jitter=, swr= and
+	// negative= durations; zero when absent. TTL is set for every get and put.
+	TTL, Jitter, SWR, Negative time.Duration
+	// Lock is the lock= mode of a get; LockLocal when absent.
+	Lock LockMode
+	// LockSet reports whether lock= was given explicitly.
+	LockSet bool
+	// By is the by= field name of a get (a Go identifier); "" when absent.
+	By string
+	// Col is the byte offset in the line where "//cache:" starts. Parse
+	// accepts only lines that begin with it, so Col is 0; it is kept so that
+	// callers compute every position the same way.
+	Col int
+}
+
+// Template is a key or tag text with {ref} placeholders.
+type Template struct {
+	// Raw is the template as written.
+	Raw string
+	// Offset is the byte offset of Raw within the line given to Parse.
+	Offset int
+	// Segments are the literal and ref segments in order; adjacent literals
+	// are merged, so no two literal segments are neighbours.
+	Segments []Segment
+}
+
+// Segment is one part of a template: a literal text or a ref.
+type Segment struct {
+	// Literal is the text of a literal segment; set when Ref is nil.
+	Literal string
+	// Ref is the placeholder of a ref segment.
+	Ref *Ref
+}
+
+// Ref is the content of a placeholder: root, root.F.G, root[] or root[].F.G.
+type Ref struct {
+	// Root is a Go identifier: a parameter name or "result".
+	Root string
+	// Each reports root[]: one value per element of a slice.
+	Each bool
+	// Fields are the selectors after the root, in order.
+	Fields []string
+	// Offset is the byte offset of the ref's first character (after '{')
+	// within the line given to Parse.
+	Offset int
+}
+
+// String renders the ref as written inside the braces, e.g. "result[].ID".
+func (r *Ref) String() string {
+	var b strings.Builder
+	b.WriteString(r.Root)
+	if r.Each {
+		b.WriteString("[]")
+	}
+	for _, f := range r.Fields {
+		b.WriteByte('.')
+		b.WriteString(f)
+	}
+	return b.String()
+}
+
+// Error is a problem at a byte offset in the line given to Parse.
+type Error struct {
+	// Offset is the byte offset of the offending text; 0 <= Offset <= len(line).
+	Offset int
+	// Msg describes the problem.
+	Msg string
+}
+
+// Error returns the message prefixed with the offset.
+func (e *Error) Error() string {
+	return fmt.Sprintf("offset %d: %s", e.Offset, e.Msg)
+}
+
+// options lists, per verb, the options it accepts, in the order of the docs.
+var options = map[Kind][]string{
+	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "lock", "by"},
+	KindPut:        {"key", "ttl", "jitter", "tags", "invalidate"},
+	KindInvalidate: {"keys", "tags"},
+}
+
+var lockModes = map[string]LockMode{"local": LockLocal, "distributed": LockDistributed, "none": LockNone}
+
+// Parse parses one comment line as found in ast.Comment.Text, e.g.
+//
+//	//cache:get key=user:{id} ttl=5m tags=user:{id}
+//
+// Like //go: directives, the line must begin exactly with "//cache:"; if it
+// does not, Parse returns (nil, nil). Options are name=value tokens separated
+// by spaces or tabs; trailing blanks are allowed.
+//
+// Parse reports every problem it finds on the line, sorted by offset. When it
+// reports any, the directive is nil.
+func Parse(line string) (*Directive, []*Error) {
+	if !strings.HasPrefix(line, prefix) {
+		return nil, nil
+	}
+	p := &parser{}
+	d := p.parse(line)
+	if len(p.errs) > 0 {
+		slices.SortStableFunc(p.errs, func(a, b *Error) int { return cmp.Compare(a.Offset, b.Offset) })
+		return nil, p.errs
+	}
+	return d, nil
+}
+
+type parser struct {
+	errs []*Error
+}
+
+func (p *parser) errorf(off int, format string, args ...any) {
+	p.errs = append(p.errs, &Error{Offset: off, Msg: fmt.Sprintf(format, args...)})
+}
+
+// word is a blank-separated word of the line and its offset.
+type word struct {
+	text string
+	off  int
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// words splits line[i:] into blank-separated words.
+func words(line string, i int) []word {
+	var ws []word
+	for i < len(line) {
+		if isBlank(line[i]) {
+			i++
+			continue
+		}
+		start := i
+		for i < len(line) && !isBlank(line[i]) {
+			i++
+		}
+		ws = append(ws, word{line[start:i], start})
+	}
+	return ws
+}
+
+func (p *parser) parse(line string) *Directive {
+	verbOff := len(prefix)
+	end := verbOff
+	for end < len(line) && !isBlank(line[end]) {
+		end++
+	}
+	verb := line[verbOff:end]
+	if verb == "" {
+		p.errorf(verbOff, "missing directive name after %q; want one of %s", prefix, verbList)
+		return nil
+	}
+	kind, ok := verbs[verb]
+	if !ok {
+		p.errorf(verbOff, "unknown directive %q; want one of %s", "cache:"+verb, verbList)
+		return nil
+	}
+	d := &Directive{Kind: kind}
+	allowed := options[kind]
+	seen := map[string]bool{}
+	for _, w := range words(line, end) {
+		if len(allowed) == 0 {
+			p.errorf(w.off, "cache:%s takes no options, found %q", kind, w.text)
+			continue
+		}
+		name, value, ok := strings.Cut(w.text, "=")
+		switch {
+		case !ok:
+			p.errorf(w.off, "malformed option %q: want name=value", w.text)
+			continue
+		case name == "":
+			p.errorf(w.off, "malformed option %q: missing name before \"=\"", w.text)
+			continue
+		case !slices.Contains(allowed, name):
+			p.errorf(w.off, "unknown option %q for cache:%s; allowed: %s", name, kind, strings.Join(allowed, ", "))
+			continue
+		case seen[name]:
+			p.errorf(w.off, "duplicate option %q", name)
+			continue
+		}
+		seen[name] = true
+		if value == "" {
+			p.errorf(w.off, "option %q has an empty value", name)
+			continue
+		}
+		p.option(d, name, value, w.off+len(name)+1)
+	}
+	switch kind {
+	case KindGet, KindPut:
+		for _, name := range []string{"key", "ttl"} {
+			if !seen[name] {
+				p.errorf(verbOff, "cache:%s requires %s=", kind, name)
+			}
+		}
+	case KindInvalidate:
+		if !seen["keys"] && !seen["tags"] {
+			p.errorf(verbOff, "cache:invalidate requires keys= or tags=")
+		}
+	}
+	return d
+}
+
+// option parses the value v, at offset off, of the option name into d.
+func (p *parser) option(d *Directive, name, v string, off int) {
+	switch name {
+	case "key":
+		d.Key = p.template(v, off, use{d.Kind, true})
+	case "keys":
+		d.Keys = p.list(name, v, off, use{d.Kind, true})
+	case "tags", "invalidate":
+		l := p.list(name, v, off, use{d.Kind, false})
+		if name == "tags" {
+			d.Tags = l
+		} else {
+			d.Invalidate = l
+		}
+	case "ttl":
+		d.TTL = p.duration(name, v, off)
+	case "jitter":
+		d.Jitter = p.duration(name, v, off)
+	case "swr":
+		d.SWR = p.duration(name, v, off)
+	case "negative":
+		d.Negative = p.duration(name, v, off)
+	case "lock":
+		m, ok := lockModes[v]
+		if !ok {
+			p.errorf(off, "invalid lock %q; want local, distributed or none", v)
+		}
+		d.Lock, d.LockSet = m, true
+	case "by":
+		if !token.IsIdentifier(v) {
+			p.errorf(off, "invalid by %q: want a Go identifier (a field name)", v)
+		}
+		d.By = v
+	}
+}
+
+func (p *parser) duration(name, v string, off int) time.Duration {
+	dur, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.errorf(off, "invalid %s %q: want a Go duration such as 90s, 5m or 1h30m", name, v)
+	case dur <= 0 && name == "ttl":
+		p.errorf(off, "ttl must be > 0, got %q", v)
+	case dur <= 0:
+		p.errorf(off, "%s must be > 0 when given, got %q", name, v)
+	}
+	return dur
+}
+
+// use is where a template appears: the directive kind, and whether it is a
+// key (key=, keys=) or a tag (tags=, invalidate=).
+type use struct {
+	kind Kind
+	key  bool
+}
+
+// list parses the comma-separated templates v of the option name, at offset
+// off. Commas inside braces do not separate; the template parser rejects them.
+func (p *parser) list(name, v string, off int, u use) []*Template {
+	var ts []*Template
+	start, inBraces := 0, false
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			switch v[i] {
+			case '{':
+				inBraces = true
+			case '}':
+				inBraces = false
+			}
+			if v[i] != ',' || inBraces {
+				continue
+			}
+		}
+		if start == i {
+			at := i // the comma that ends the empty element
+			if i == len(v) {
+				at = i - 1 // the trailing comma
+			}
+			p.errorf(off+at, "empty element in %s= list", name)
+		} else {
+			ts = append(ts, p.template(v[start:i], off+start, u))
+		}
+		start = i + 1
+	}
+	return ts
+}
+
+// template parses raw, found at offset off, used as u.
+func (p *parser) template(raw string, off int, u use) *Template {
+	t := &Template{Raw: raw, Offset: off}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			t.Segments = append(t.Segments, Segment{Literal: lit.String()})
+			lit.Reset()
+		}
+	}
+	var slice *Ref // the first root[] ref of a get key
+	for i := 0; i < len(raw); {
+		if raw[i] == '}' {
+			p.errorf(off+i, "unexpected \"}\" without a matching \"{\"")
+			i++
+			continue
+		}
+		if raw[i] != '{' {
+			lit.WriteByte(raw[i])
+			i++
+			continue
+		}
+		end := strings.IndexAny(raw[i+1:], "{}")
+		if end < 0 {
+			p.errorf(off+i, "unterminated \"{\": missing \"}\"")
+			return t // the rest of raw is inside the open brace
+		}
+		end += i + 1
+		if raw[end] == '{' {
+			p.errorf(off+end, "nested \"{\" inside a placeholder")
+			return t // where this placeholder ends is unclear
+		}
+		if end == i+1 {
+			p.errorf(off+i, "empty placeholder \"{}\"")
+			i = end + 1
+			continue
+		}
+		flush()
+		if r := p.ref(raw[i+1:end], off+i+1); r != nil {
+			p.check(r, u)
+			if u.kind == KindGet && u.key && r.Each && r.Root != "result" {
+				if slice == nil {
+					slice = r
+				} else if slice.Root != r.Root {
+					p.errorf(r.Offset, "a get key may use at most one slice parameter with []; found %q and %q", slice.Root+"[]", r.Root+"[]")
+				}
+			}
+			t.Segments = append(t.Segments, Segment{Ref: r})
+		}
+		i = end + 1
+	}
+	flush()
+	return t
+}
+
+// ref parses the placeholder content s, found at offset off. The byte that
+// follows s in the line is its closing '}'.
+func (p *parser) ref(s string, off int) *Ref {
+	root, i, ok := p.ident(s, 0, off, "a parameter name or result")
+	if !ok {
+		return nil
+	}
+	r := &Ref{Root: root, Offset: off}
+	if i < len(s) && s[i] == '[' {
+		if i+1 >= len(s) || s[i+1] != ']' {
+			p.errorf(off+i+1, "expected \"]\" after \"[\" in placeholder, found %s", found(s, i+1))
+			return nil
+		}
+		r.Each = true
+		i += 2
+	}
+	for i < len(s) {
+		if s[i] != '.' {
+			p.errorf(off+i, "unexpected %s in placeholder; want \".\" and a field name, or \"}\"", found(s, i))
+			return nil
+		}
+		var f string
+		if f, i, ok = p.ident(s, i+1, off, "a field name after \".\""); !ok {
+			return nil
+		}
+		r.Fields = append(r.Fields, f)
+	}
+	return r
+}
+
+// ident reads a Go identifier at s[i:], where s is at offset off, and returns
+// it with the index that follows it. what names the expected identifier.
+func (p *parser) ident(s string, i, off int, what string) (string, int, bool) {
+	start := i
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r != '_' && !unicode.IsLetter(r) && (i == start || !unicode.IsDigit(r)) {
+			break
+		}
+		i += n
+	}
+	if i == start {
+		p.errorf(off+i, "expected %s in placeholder, found %s", what, found(s, i))
+		return "", i, false
+	}
+	name := s[start:i]
+	if token.IsKeyword(name) {
+		p.errorf(off+start, "%q is a Go keyword, not an identifier", name)
+		return "", i, false
+	}
+	return name, i, true
+}
+
+// found quotes the character at s[i:], or the closing brace after s.
+func found(s string, i int) string {
+	if i >= len(s) {
+		return `"}"`
+	}
+	_, n := utf8.DecodeRuneInString(s[i:])
+	return fmt.Sprintf("%q", s[i:i+n])
+}
+
+// check applies the rules on where result and root[] refs may appear.
+func (p *parser) check(r *Ref, u use) {
+	switch {
+	case r.Root == "result" && u.kind == KindInvalidate:
+		p.errorf(r.Offset, "result is not available in cache:invalidate; only cache:put and tags of cache:get may use it")
+	case r.Root == "result" && u.kind == KindGet && u.key:
+		p.errorf(r.Offset, "result is not known before the call; a get key may use only parameters")
+	case r.Root == "result" && u.key && r.Each:
+		p.errorf(r.Offset, "result[] is allowed only in tags: a key names one value")
+	case r.Root != "result" && r.Each && !(u.kind == KindGet && u.key):
+		p.errorf(r.Offset, "only a get key may use a slice parameter with []")
+	}
+}

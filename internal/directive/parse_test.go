@@ -1,0 +1,418 @@
+package directive
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Helpers that build expected templates; offsets are byte offsets in the line.
+
+func tmpl(raw string, off int, segs ...Segment) *Template {
+	return &Template{Raw: raw, Offset: off, Segments: segs}
+}
+
+func lit(s string) Segment { return Segment{Literal: s} }
+
+func ref(off int, root string, fields ...string) Segment {
+	return Segment{Ref: &Ref{Root: root, Fields: fields, Offset: off}}
+}
+
+func each(off int, root string, fields ...string) Segment {
+	return Segment{Ref: &Ref{Root: root, Each: true, Fields: fields, Offset: off}}
+}
+
+func TestParseNotADirective(t *testing.T) {
+	for _, line := range []string{
+		"",
+		"//",
+		"// cache:get key={id} ttl=1m",
+		"//go:generate go run ./cachegen",
+		"//Cache:get key={id} ttl=1m",
+		"/cache:get",
+		"/*cache:get key={id} ttl=1m*/",
+		" //cache:get key={id} ttl=1m",
+		"//cach",
+	} {
+		t.Run(line, func(t *testing.T) {
+			d, errs := Parse(line)
+			if d != nil || errs != nil {
+				t.Errorf("Parse(%q) = %+v, %v; want nil, nil", line, d, errs)
+			}
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want *Directive
+	}{
+		{
+			name: "repo",
+			line: "//cache:repo",
+			want: &Directive{Kind: KindRepo},
+		},
+		{
+			name: "skip with trailing blanks",
+			line: "//cache:skip \t ",
+			want: &Directive{Kind: KindSkip},
+		},
+		{
+			name: "get with every option",
+			//     0         1         2         3         4         5         6         7         8         9         10
+			//     01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123
+			line: "//cache:get key=user:{id} ttl=5m jitter=30s tags=user:{id},users swr=1m negative=10s lock=distributed by=UserID",
+			want: &Directive{
+				Kind:     KindGet,
+				Key:      tmpl("user:{id}", 16, lit("user:"), ref(22, "id")),
+				Tags:     []*Template{tmpl("user:{id}", 49, lit("user:"), ref(55, "id")), tmpl("users", 59, lit("users"))},
+				TTL:      5 * time.Minute,
+				Jitter:   30 * time.Second,
+				SWR:      time.Minute,
+				Negative: 10 * time.Second,
+				Lock:     LockDistributed,
+				LockSet:  true,
+				By:       "UserID",
+			},
+		},
+		{
+			name: "get with tabs, selectors and result tags",
+			line: "//cache:get\tkey=page:{in.OwnerID}:{in.Cursor}\t\tttl=1h30m   tags={result[].ID},page:{result.Next}",
+			want: &Directive{
+				Kind: KindGet,
+				Key: tmpl("page:{in.OwnerID}:{in.Cursor}", 16,
+					lit("page:"), ref(22, "in", "OwnerID"), lit(":"), ref(35, "in", "Cursor")),
+				TTL: 90 * time.Minute,
+				Tags: []*Template{
+					tmpl("{result[].ID}", 64, each(65, "result", "ID")),
+					tmpl("page:{result.Next}", 78, lit("page:"), ref(84, "result", "Next")),
+				},
+			},
+		},
+		{
+			name: "batch get",
+			//     0         1         2         3         4         5
+			//     0123456789012345678901234567890123456789012345678901234567
+			line: "//cache:get key=user:{ids[]}:{ids[].Region} ttl=1h by=ID",
+			want: &Directive{
+				Kind: KindGet,
+				Key: tmpl("user:{ids[]}:{ids[].Region}", 16,
+					lit("user:"), each(22, "ids"), lit(":"), each(30, "ids", "Region")),
+				TTL: time.Hour,
+				By:  "ID",
+			},
+		},
+		{
+			name: "get lock=local is explicit",
+			line: "//cache:get key=k ttl=1s lock=local",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Lock: LockLocal, LockSet: true},
+		},
+		{
+			name: "get lock=none",
+			line: "//cache:get key=k ttl=1s lock=none",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Lock: LockNone, LockSet: true},
+		},
+		{
+			name: "get key with literal =, comma and adjacent refs",
+			//     0         1         2         3
+			//     0123456789012345678901234567890123
+			line: "//cache:get key=a=b,c{x}{y.Z} ttl=2h",
+			want: &Directive{
+				Kind: KindGet,
+				Key:  tmpl("a=b,c{x}{y.Z}", 16, lit("a=b,c"), ref(22, "x"), ref(25, "y", "Z")),
+				TTL:  2 * time.Hour,
+			},
+		},
+		{
+			name: "unicode identifiers",
+			line: "//cache:get key=k:{größe.Ünï_2} ttl=1ms",
+			want: &Directive{
+				Kind: KindGet,
+				Key:  tmpl("k:{größe.Ünï_2}", 16, lit("k:"), ref(19, "größe", "Ünï_2")),
+				TTL:  time.Millisecond,
+			},
+		},
+		{
+			name: "put with every option",
+			//     0         1         2         3         4         5         6         7         8         9         10        11
+			//     0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234
+			line: "//cache:put key=user:{result.ID} ttl=1h jitter=1m tags=user:{result.ID},team:{in.TeamID} invalidate=users,team:{result[].TeamID}",
+			want: &Directive{
+				Kind:   KindPut,
+				Key:    tmpl("user:{result.ID}", 16, lit("user:"), ref(22, "result", "ID")),
+				TTL:    time.Hour,
+				Jitter: time.Minute,
+				Tags: []*Template{
+					tmpl("user:{result.ID}", 55, lit("user:"), ref(61, "result", "ID")),
+					tmpl("team:{in.TeamID}", 72, lit("team:"), ref(78, "in", "TeamID")),
+				},
+				Invalidate: []*Template{
+					tmpl("users", 100, lit("users")),
+					tmpl("team:{result[].TeamID}", 106, lit("team:"), each(112, "result", "TeamID")),
+				},
+			},
+		},
+		{
+			name: "put with constant key",
+			line: "//cache:put key=config ttl=10m",
+			want: &Directive{Kind: KindPut, Key: tmpl("config", 16, lit("config")), TTL: 10 * time.Minute},
+		},
+		{
+			name: "put with parameter key",
+			line: "//cache:put key={u.ID} ttl=10m",
+			want: &Directive{Kind: KindPut, Key: tmpl("{u.ID}", 16, ref(17, "u", "ID")), TTL: 10 * time.Minute},
+		},
+		{
+			name: "invalidate keys and tags",
+			//     0         1         2         3         4         5         6
+			//     0123456789012345678901234567890123456789012345678901234567890123
+			line: "//cache:invalidate keys=user:{id},email:{in.Email} tags=user:{id}",
+			want: &Directive{
+				Kind: KindInvalidate,
+				Keys: []*Template{
+					tmpl("user:{id}", 24, lit("user:"), ref(30, "id")),
+					tmpl("email:{in.Email}", 34, lit("email:"), ref(41, "in", "Email")),
+				},
+				Tags: []*Template{tmpl("user:{id}", 56, lit("user:"), ref(62, "id"))},
+			},
+		},
+		{
+			name: "invalidate keys only",
+			line: "//cache:invalidate keys=users",
+			want: &Directive{Kind: KindInvalidate, Keys: []*Template{tmpl("users", 24, lit("users"))}},
+		},
+		{
+			name: "invalidate tags only",
+			line: "//cache:invalidate tags=users ",
+			want: &Directive{Kind: KindInvalidate, Tags: []*Template{tmpl("users", 24, lit("users"))}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, errs := Parse(tt.line)
+			if len(errs) > 0 {
+				t.Fatalf("Parse(%q) errors: %v", tt.line, errs)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Parse(%q) mismatch (-want +got):\n%s", tt.line, diff)
+			}
+		})
+	}
+}
+
+// wantErr is one expected error: a substring of its message and its offset,
+// marked by the '^' in a caret line written under the test line.
+type wantErr struct {
+	caret string
+	msg   string
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want []wantErr
+	}{
+		// Directive names.
+		{"missing verb", "//cache:", []wantErr{
+			{"        ^", `missing directive name after "//cache:"; want one of cache:repo, cache:get, cache:put, cache:invalidate, cache:skip`}}},
+		{"space before verb", "//cache: get key=k ttl=1s", []wantErr{
+			{"        ^", "missing directive name"}}},
+		{"unknown verb", "//cache:fetch key=k", []wantErr{
+			{"        ^", `unknown directive "cache:fetch"; want one of cache:repo, cache:get, cache:put, cache:invalidate, cache:skip`}}},
+		{"verb glued to option", "//cache:get=1", []wantErr{
+			{"        ^", `unknown directive "cache:get=1"`}}},
+		{"repo with options", "//cache:repo name=x  y", []wantErr{
+			{"             ^", `cache:repo takes no options, found "name=x"`},
+			{"                     ^", `cache:repo takes no options, found "y"`}}},
+		{"skip with option", "//cache:skip ttl=1s", []wantErr{
+			{"             ^", `cache:skip takes no options`}}},
+
+		// Option syntax.
+		{"option without =", "//cache:get key=k ttl=1s lock", []wantErr{
+			{"                         ^", `malformed option "lock": want name=value`}}},
+		{"option without name", "//cache:get key=k ttl=1s =x", []wantErr{
+			{"                         ^", `malformed option "=x": missing name before "="`}}},
+		{"option with empty value", "//cache:get key=k ttl=", []wantErr{
+			{"                  ^", `option "ttl" has an empty value`}}},
+		{"unknown option for get", "//cache:get key=k ttl=1s invalidate=x", []wantErr{
+			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, lock, by`}}},
+		{"unknown option for put", "//cache:put key=k ttl=1s lock=none", []wantErr{
+			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, invalidate`}}},
+		{"unknown option for invalidate", "//cache:invalidate key=k", []wantErr{
+			{"        ^", `cache:invalidate requires keys= or tags=`},
+			{"                   ^", `unknown option "key" for cache:invalidate; allowed: keys, tags`}}},
+		{"option names are case-sensitive", "//cache:get key=k TTL=1s", []wantErr{
+			{"        ^", `cache:get requires ttl=`},
+			{"                  ^", `unknown option "TTL" for cache:get`}}},
+		{"duplicate option", "//cache:get key=k ttl=1s ttl=2s", []wantErr{
+			{"                         ^", `duplicate option "ttl"`}}},
+
+		// Required options.
+		{"get without key and ttl", "//cache:get", []wantErr{
+			{"        ^", `cache:get requires key=`},
+			{"        ^", `cache:get requires ttl=`}}},
+		{"put without ttl", "//cache:put key=k", []wantErr{
+			{"        ^", `cache:put requires ttl=`}}},
+		{"invalidate without options", "//cache:invalidate  ", []wantErr{
+			{"        ^", `cache:invalidate requires keys= or tags=`}}},
+
+		// Durations.
+		{"bad duration", "//cache:get key=k ttl=5", []wantErr{
+			{"                      ^", `invalid ttl "5": want a Go duration such as 90s, 5m or 1h30m`}}},
+		{"zero ttl", "//cache:put key=k ttl=0s", []wantErr{
+			{"                      ^", `ttl must be > 0, got "0s"`}}},
+		{"negative ttl", "//cache:get key=k ttl=-5m", []wantErr{
+			{"                      ^", `ttl must be > 0, got "-5m"`}}},
+		{"zero jitter", "//cache:get key=k ttl=1s jitter=0", []wantErr{
+			{"                                ^", `jitter must be > 0 when given, got "0"`}}},
+		{"negative swr", "//cache:get key=k ttl=1s swr=-1s", []wantErr{
+			{"                             ^", `swr must be > 0 when given, got "-1s"`}}},
+		{"bad negative", "//cache:get key=k ttl=1s negative=forever", []wantErr{
+			{"                                  ^", `invalid negative "forever"`}}},
+		{"overflowing duration", "//cache:get key=k ttl=9999999999h", []wantErr{
+			{"                      ^", `invalid ttl "9999999999h"`}}},
+
+		// lock= and by=.
+		{"bad lock", "//cache:get key=k ttl=1s lock=global", []wantErr{
+			{"                              ^", `invalid lock "global"; want local, distributed or none`}}},
+		{"by not an identifier", "//cache:get key={ids[]} ttl=1s by=in.ID", []wantErr{
+			{"                                  ^", `invalid by "in.ID": want a Go identifier (a field name)`}}},
+		{"by is a keyword", "//cache:get key={ids[]} ttl=1s by=type", []wantErr{
+			{"                                  ^", `invalid by "type"`}}},
+
+		// Lists.
+		{"empty list element", "//cache:get key=k ttl=1s tags=a,,b", []wantErr{
+			{"                                ^", `empty element in tags= list`}}},
+		{"trailing comma", "//cache:put key=k ttl=1s invalidate=a,", []wantErr{
+			{"                                     ^", `empty element in invalidate= list`}}},
+		{"leading comma", "//cache:invalidate keys=,a", []wantErr{
+			{"                        ^", `empty element in keys= list`}}},
+		{"comma inside braces", "//cache:invalidate tags={a,b}", []wantErr{
+			{"                          ^", `unexpected "," in placeholder; want "." and a field name, or "}"`}}},
+
+		// Template braces.
+		{"stray close brace", "//cache:get key=a}b ttl=1s", []wantErr{
+			{"                 ^", `unexpected "}" without a matching "{"`}}},
+		{"unterminated brace", "//cache:get key=user:{id ttl=1s", []wantErr{
+			{"                     ^", `unterminated "{": missing "}"`}}},
+		{"nested brace", "//cache:get key={a{b}} ttl=1s", []wantErr{
+			{"                  ^", `nested "{" inside a placeholder`}}},
+		{"empty placeholder", "//cache:get key=x{} ttl=1s", []wantErr{
+			{"                 ^", `empty placeholder "{}"`}}},
+		{"several template errors", "//cache:get key=}{}{1} ttl=1s", []wantErr{
+			{"                ^", `unexpected "}"`},
+			{"                 ^", `empty placeholder`},
+			{"                    ^", `expected a parameter name or result in placeholder, found "1"`}}},
+
+		// Ref syntax.
+		{"leading dot", "//cache:get key={.a} ttl=1s", []wantErr{
+			{"                 ^", `expected a parameter name or result in placeholder, found "."`}}},
+		{"trailing dot", "//cache:get key={a.} ttl=1s", []wantErr{
+			{"                   ^", `expected a field name after "." in placeholder, found "}"`}}},
+		{"double dot", "//cache:get key={a..b} ttl=1s", []wantErr{
+			{"                   ^", `expected a field name after "." in placeholder, found "."`}}},
+		{"index", "//cache:get key={a[0]} ttl=1s", []wantErr{
+			{"                   ^", `expected "]" after "[" in placeholder, found "0"`}}},
+		{"open bracket at end", "//cache:get key={a[} ttl=1s", []wantErr{
+			{"                   ^", `expected "]" after "[" in placeholder, found "}"`}}},
+		{"ident after brackets", "//cache:get key={a[]b} ttl=1s", []wantErr{
+			{"                    ^", `unexpected "b" in placeholder; want "." and a field name, or "}"`}}},
+		{"brackets after field", "//cache:get key=k ttl=1s tags={result.Items[]}", []wantErr{
+			{"                                           ^", `unexpected "[" in placeholder`}}},
+		{"digit first", "//cache:get key={1a} ttl=1s", []wantErr{
+			{"                 ^", `found "1"`}}},
+		{"keyword root", "//cache:get key={type} ttl=1s", []wantErr{
+			{"                 ^", `"type" is a Go keyword, not an identifier`}}},
+		{"keyword field", "//cache:get key={in.func} ttl=1s", []wantErr{
+			{"                    ^", `"func" is a Go keyword`}}},
+		{"punctuation", "//cache:get key={a-b} ttl=1s", []wantErr{
+			{"                  ^", `unexpected "-" in placeholder`}}},
+		{"invalid utf-8", "//cache:get key={a\xffb} ttl=1s", []wantErr{
+			{"                  ^", `unexpected "\xff" in placeholder`}}},
+
+		// Where result and [] refs may appear.
+		{"result in get key", "//cache:get key=user:{result.ID} ttl=1s", []wantErr{
+			{"                      ^", `result is not known before the call; a get key may use only parameters`}}},
+		{"result[] in get key", "//cache:get key={result[]} ttl=1s", []wantErr{
+			{"                 ^", `result is not known before the call`}}},
+		{"two slice roots in get key", "//cache:get key={a[]}:{b[].X}:{a[].Y} ttl=1s", []wantErr{
+			{"                       ^", `a get key may use at most one slice parameter with []; found "a[]" and "b[]"`}}},
+		{"slice param in get tag", "//cache:get key={ids[]} ttl=1s tags=x:{ids[]}", []wantErr{
+			{"                                       ^", `only a get key may use a slice parameter with []`}}},
+		{"result[] in put key", "//cache:put key=u:{result[].ID} ttl=1s", []wantErr{
+			{"                   ^", `result[] is allowed only in tags: a key names one value`}}},
+		{"slice param in put key", "//cache:put key=u:{ids[]} ttl=1s", []wantErr{
+			{"                   ^", `only a get key may use a slice parameter with []`}}},
+		{"slice param in put tags", "//cache:put key=k ttl=1s tags={ids[].X}", []wantErr{
+			{"                               ^", `only a get key may use a slice parameter with []`}}},
+		{"slice param in put invalidate", "//cache:put key=k ttl=1s invalidate={ids[]}", []wantErr{
+			{"                                     ^", `only a get key may use a slice parameter with []`}}},
+		{"slice param in invalidate keys", "//cache:invalidate keys={ids[]}", []wantErr{
+			{"                         ^", `only a get key may use a slice parameter with []`}}},
+		{"slice param in invalidate tags", "//cache:invalidate tags=a,{ids[]}", []wantErr{
+			{"                           ^", `only a get key may use a slice parameter with []`}}},
+		{"result in invalidate keys", "//cache:invalidate keys={result.ID}", []wantErr{
+			{"                         ^", `result is not available in cache:invalidate; only cache:put and tags of cache:get may use it`}}},
+		{"result[] in invalidate tags", "//cache:invalidate tags={result[].ID}", []wantErr{
+			{"                         ^", `result is not available in cache:invalidate`}}},
+
+		// Several problems on one line are all reported, in offset order.
+		{"many problems", "//cache:put key={result[]} ttl=0 jitter=x tags=a,", []wantErr{
+			{"                 ^", `result[] is allowed only in tags`},
+			{"                               ^", `ttl must be > 0`},
+			{"                                        ^", `invalid jitter "x"`},
+			{"                                                ^", `empty element in tags= list`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, errs := Parse(tt.line)
+			if d != nil {
+				t.Errorf("Parse(%q) directive = %+v; want nil with errors", tt.line, d)
+			}
+			if len(errs) != len(tt.want) {
+				t.Fatalf("Parse(%q) returned %d errors, want %d: %v", tt.line, len(errs), len(tt.want), errs)
+			}
+			for i, w := range tt.want {
+				off := strings.IndexByte(w.caret, '^')
+				if off < 0 {
+					t.Fatalf("want[%d]: caret line %q has no '^'", i, w.caret)
+				}
+				if errs[i].Offset != off || !strings.Contains(errs[i].Msg, w.msg) {
+					t.Errorf("error %d = {%d, %q}; want offset %d and a message containing %q\n%s\n%s",
+						i, errs[i].Offset, errs[i].Msg, off, w.msg, tt.line, w.caret)
+				}
+			}
+		})
+	}
+}
+
+func TestStrings(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{KindRepo.String(), "repo"},
+		{KindGet.String(), "get"},
+		{KindPut.String(), "put"},
+		{KindInvalidate.String(), "invalidate"},
+		{KindSkip.String(), "skip"},
+		{KindNone.String(), "none"},
+		{Kind(42).String(), "Kind(42)"},
+		{LockLocal.String(), "local"},
+		{LockDistributed.String(), "distributed"},
+		{LockNone.String(), "none"},
+		{LockMode(-1).String(), "LockMode(-1)"},
+		{(&Ref{Root: "id"}).String(), "id"},
+		{(&Ref{Root: "result", Each: true, Fields: []string{"Owner", "ID"}}).String(), "result[].Owner.ID"},
+		{(&Error{Offset: 12, Msg: "boom"}).Error(), "offset 12: boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+}

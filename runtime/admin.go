@@ -1,0 +1,65 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// InvalidatePattern deletes every key of the namespace that matches the glob
+// pattern (SCAN MATCH syntax, namespace excluded): "workspace:*". It walks
+// SCAN on every master of a cluster, never KEYS, and deletes in batches of
+// at most 500 keys per command.
+//
+// It is an administrative tool, for a deploy hook or an operator: its cost
+// grows with the size of the whole keyspace, not with the number of keys it
+// deletes, so it does not belong on a request path. Use tags there. Values
+// escaped with EscapeKeyPart never contain glob characters, so a pattern
+// cannot be widened by data.
+func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, error) {
+	if pattern == "" {
+		return 0, fmt.Errorf("runtime: invalidate pattern: %w: empty pattern", ErrInvalidKey)
+	}
+	start := time.Now()
+	var total atomic.Int64
+	err := forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := m.Scan(ctx, cursor, c.prefix+pattern, tagBatch).Result()
+			if err != nil {
+				return err
+			}
+			// Keys found on one node can still hash to different slots:
+			// with a cluster, one UNLINK per key.
+			pipe := m.Pipeline()
+			cmds := make([]*redis.IntCmd, 0, len(keys))
+			if c.perKey {
+				for _, k := range keys {
+					cmds = append(cmds, pipe.Unlink(ctx, k))
+				}
+			} else if len(keys) > 0 {
+				cmds = append(cmds, pipe.Unlink(ctx, keys...))
+			}
+			if len(cmds) > 0 {
+				if _, err := pipe.Exec(ctx); err != nil {
+					return err
+				}
+				for _, cmd := range cmds {
+					total.Add(cmd.Val())
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	})
+	c.invalidated(pattern, total.Load(), start)
+	if err != nil {
+		c.redisError("invalidate_pattern", pattern, err)
+		return total.Load(), fmt.Errorf("runtime: invalidate pattern %q: %w", pattern, err)
+	}
+	return total.Load(), nil
+}

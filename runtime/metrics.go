@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Op names a cache event.
+type Op uint8
+
+// Cache events.
+const (
+	OpHit         Op = iota + 1 // a value was served from Redis
+	OpMiss                      // no usable value in Redis (absent or undecodable)
+	OpLoad                      // the loader ran; Duration is its run time, Err its error
+	OpStale                     // a stale value was served while a refresh ran
+	OpSet                       // a value was stored
+	OpInvalidate                // keys or tags were invalidated; Count is how many keys
+	OpError                     // a Redis error was absorbed (fail open) or returned
+	OpDecodeError               // a stored value could not be decoded and was deleted
+)
+
+var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error"}
+
+// String returns the event's name in lower case, e.g. "hit".
+func (o Op) String() string {
+	if int(o) < len(opNames) && o != 0 {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Event is one observation passed to Metrics.
+type Event struct {
+	Op Op
+	// Key is the cache key (without the namespace) or, for a tag
+	// invalidation, the tag.
+	Key string
+	// Duration is the time the operation took, when measured (hit, miss,
+	// load, set, invalidate).
+	Duration time.Duration
+	// Count is the number of keys an invalidation deleted.
+	Count int
+	// Err is the error of a failed load or an absorbed Redis error.
+	Err error
+}
+
+// Metrics observes cache events, e.g. to feed Prometheus counters and
+// histograms. Observe is called synchronously on the request path: it must
+// be fast, must not block, and must be safe for concurrent use.
+type Metrics interface {
+	Observe(Event)
+}
+
+// MetricsFunc adapts a function to Metrics.
+type MetricsFunc func(Event)
+
+// Observe implements Metrics.
+func (f MetricsFunc) Observe(e Event) { f(e) }
+
+func (c *Cache) observe(e Event) {
+	if c.metrics != nil {
+		c.metrics.Observe(e)
+	}
+}
+
+type counters struct {
+	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors atomic.Int64
+	hitNanos                                                                        atomic.Int64
+}
+
+// Stats is a snapshot of a Cache's counters, its client's connection
+// events, and the server's view from INFO.
+type Stats struct {
+	Hits, Misses, Loads, LoadErrors, StaleServes, Sets int64
+	// Invalidated counts keys deleted by Invalidate, InvalidateTags and
+	// InvalidatePattern.
+	Invalidated int64
+	// Errors counts Redis errors, absorbed or returned.
+	Errors int64
+	// DecodeErrors counts stored values that could not be decoded.
+	DecodeErrors int64
+	// HitRatio is Hits / (Hits + Misses), 0 before any read.
+	HitRatio float64
+	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
+	MeanHitLatency time.Duration
+
+	// Reconnects counts connections dialled after a connection error; it
+	// is known only for a client built by NewClient (-1 otherwise).
+	Reconnects int64
+	// Pool is the client's connection pool.
+	Pool redis.PoolStats
+
+	// Server is read from INFO, summed over the masters of a cluster.
+	Server ServerStats
+}
+
+// ServerStats is what INFO says about the server(s).
+type ServerStats struct {
+	UsedMemory     int64 // bytes, used_memory
+	EvictedKeys    int64 // evicted_keys: non-zero means maxmemory evicts cached values (and maybe tag sets)
+	BlockedClients int64 // blocked_clients
+	Masters        int   // servers read
+}
+
+// Stats returns the cache's counters and reads INFO from every master. The
+// counters are returned even when INFO fails, together with the error.
+func (c *Cache) Stats(ctx context.Context) (Stats, error) {
+	s := Stats{
+		Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(),
+		Loads: c.stats.loads.Load(), LoadErrors: c.stats.loadErrors.Load(),
+		StaleServes: c.stats.stale.Load(), Sets: c.stats.sets.Load(),
+		Invalidated: c.stats.invalidated.Load(), Errors: c.stats.errors.Load(),
+		DecodeErrors: c.stats.decodeErrors.Load(), Reconnects: -1,
+	}
+	if n := s.Hits + s.Misses; n > 0 {
+		s.HitRatio = float64(s.Hits) / float64(n)
+	}
+	if s.Hits > 0 {
+		s.MeanHitLatency = time.Duration(c.stats.hitNanos.Load() / s.Hits)
+	}
+	if cl, ok := c.client.(*Client); ok {
+		s.Reconnects = cl.Reconnects()
+	}
+	if ps := c.client.PoolStats(); ps != nil {
+		s.Pool = *ps
+	}
+	var mu sync.Mutex
+	err := forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
+		info, err := m.Info(ctx, "memory", "stats", "clients").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		s.Server.Masters++
+		s.Server.UsedMemory += infoInt(info, "used_memory")
+		s.Server.EvictedKeys += infoInt(info, "evicted_keys")
+		s.Server.BlockedClients += infoInt(info, "blocked_clients")
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("runtime: stats: %w", err)
+	}
+	return s, nil
+}
+
+func infoInt(info, field string) int64 {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// forEachMaster runs fn on every master: the one server of a standalone or
+// failover client, each master of a cluster, each shard of a ring.
+func forEachMaster(ctx context.Context, client redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
+	switch cl := unwrapClient(client).(type) {
+	case *redis.ClusterClient:
+		return cl.ForEachMaster(ctx, fn)
+	case *redis.Ring:
+		return cl.ForEachShard(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, cl)
+	default:
+		return fmt.Errorf("runtime: unsupported client type %T", client)
+	}
+}

@@ -1,0 +1,219 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Tag storage (the README's "Tags" section says why):
+//
+//   - A tag is a sorted set at "<ns>:#tag:{<tag>}" whose members are the
+//     full Redis keys tagged with it, each scored with the time (Redis
+//     server clock, milliseconds) at which that key expires.
+//   - Tagging a key runs tagAddScript on the tag's key alone: it prunes up to
+//     tagPrune members that have already expired, adds the new member
+//     (ZADD GT keeps the later expiry), and sets the set's own expiry to its
+//     highest score. The set therefore never outlives the last key it points
+//     to, and dead members are removed as new ones arrive.
+//   - InvalidateTags renames the set to a private drain key in the same slot
+//     (the braces are a cluster hash tag), which is O(1) and detaches it from
+//     writers, then walks it tagBatch members at a time, unlinking the keys
+//     (one command per key on a cluster, so no command spans two slots),
+//     and finally unlinks the drain key.
+//
+// No command touches keys of two slots, every command is bounded by
+// tagBatch or tagPrune members, and a hit never reads a tag.
+
+const (
+	// tagBatch bounds the members read and the keys unlinked per command
+	// while invalidating a tag.
+	tagBatch = 500
+	// tagPrune bounds the expired members removed per tagging.
+	tagPrune = 64
+	// tagMargin keeps a member in its set a little past its key's expiry,
+	// against clock skew between cluster nodes.
+	tagMargin = time.Second
+)
+
+// tagAddScript: KEYS[1] the tag set; ARGV[1] the member's TTL in ms;
+// ARGV[2..] members.
+var tagAddScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ` + strconv.Itoa(tagPrune) + `)
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+local exp = now + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[i]) end
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%d', tonumber(top[2]))) end
+return #dead
+`)
+
+// tagKey is the Redis key of a tag's set. '%', '{' and '}' are escaped so
+// that the braces are the key's only hash tag.
+func (c *Cache) tagKey(tag string) string {
+	return c.prefix + "#tag:{" + escapeTag(tag) + "}"
+}
+
+func escapeTag(tag string) string {
+	if !strings.ContainsAny(tag, "%{}") {
+		return tag
+	}
+	r := strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+	return r.Replace(tag)
+}
+
+// store writes data under full for ttl and adds full to each tag's set, in
+// one pipeline (one round trip on a standalone server). If a tag could not
+// be recorded the value is deleted again: a key that its tag cannot reach
+// would escape invalidation.
+func (c *Cache) store(ctx context.Context, key, full string, data []byte, ttl time.Duration, tags []string) error {
+	start := time.Now()
+	defer func() {
+		c.stats.sets.Add(1)
+		c.observe(Event{Op: OpSet, Key: key, Duration: time.Since(start)})
+	}()
+	if len(tags) == 0 {
+		return c.client.Set(ctx, full, data, ttl).Err()
+	}
+	memberTTL := strconv.FormatInt((ttl + tagMargin).Milliseconds(), 10)
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(tags))
+	for i, t := range tags {
+		cmds[i] = tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, full)
+	}
+	set := pipe.Set(ctx, full, data, ttl)
+	_, _ = pipe.Exec(ctx)
+	var errs []error
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// First use on this server since a restart or SCRIPT FLUSH.
+			err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Err()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tag %q: %w", tags[i], err))
+		}
+	}
+	if err := set.Err(); err != nil {
+		errs = append(errs, err)
+	} else if len(errs) > 0 {
+		if err := c.client.Unlink(ctx, full).Err(); err != nil {
+			errs = append(errs, fmt.Errorf("unlink untagged value: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Invalidate deletes keys (given as to GetCached, without the namespace).
+// Their tag sets keep a dead member each until it is pruned or expires.
+func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
+	full := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if !validKey(k) {
+			return fmt.Errorf("runtime: invalidate: %w %q", ErrInvalidKey, k)
+		}
+		full = append(full, c.prefix+k)
+	}
+	start := time.Now()
+	n, err := c.unlink(ctx, full)
+	c.invalidated(strings.Join(keys, ","), n, start)
+	if err != nil {
+		c.redisError("invalidate", strings.Join(keys, ","), err)
+		return fmt.Errorf("runtime: invalidate: %w", err)
+	}
+	return nil
+}
+
+// InvalidateTags deletes every key that carries one of the tags. Each Redis
+// command it sends touches one slot and at most 500 keys, so a tag with
+// 100 000 members is dropped in small steps that never block the server.
+// Every tag is tried; the error joins the failures.
+func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
+	var errs []error
+	for _, t := range tags {
+		if t == "" {
+			errs = append(errs, fmt.Errorf("runtime: invalidate tags: %w: empty tag", ErrInvalidKey))
+			continue
+		}
+		start := time.Now()
+		n, err := c.dropTag(ctx, t)
+		c.invalidated(t, n, start)
+		if err != nil {
+			c.redisError("invalidate_tag", t, err)
+			errs = append(errs, fmt.Errorf("runtime: invalidate tag %q: %w", t, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cache) invalidated(what string, n int64, start time.Time) {
+	c.stats.invalidated.Add(n)
+	c.observe(Event{Op: OpInvalidate, Key: what, Count: int(n), Duration: time.Since(start)})
+}
+
+func (c *Cache) dropTag(ctx context.Context, tag string) (int64, error) {
+	tk := c.tagKey(tag)
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	drain := tk + ":drain:" + hex.EncodeToString(r[:])
+	if err := c.client.Rename(ctx, tk, drain).Err(); err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return 0, nil
+		}
+		return 0, err
+	}
+	// If a step fails, the drain key keeps the rest until its expiry,
+	// which is the latest expiry of its members: nothing outlives it.
+	var total int64
+	for off := int64(0); ; off += tagBatch {
+		members, err := c.client.ZRange(ctx, drain, off, off+tagBatch-1).Result()
+		if err != nil {
+			return total, err
+		}
+		n, err := c.unlink(ctx, members)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if len(members) < tagBatch {
+			break
+		}
+	}
+	return total, c.client.Unlink(ctx, drain).Err()
+}
+
+// unlink deletes full Redis keys in commands of at most tagBatch keys; on a
+// cluster or ring, one UNLINK per key, pipelined, so that no command spans
+// two slots.
+func (c *Cache) unlink(ctx context.Context, full []string) (int64, error) {
+	if len(full) == 0 {
+		return 0, nil
+	}
+	pipe := c.client.Pipeline()
+	var cmds []*redis.IntCmd
+	if c.perKey {
+		cmds = make([]*redis.IntCmd, 0, len(full))
+		for _, k := range full {
+			cmds = append(cmds, pipe.Unlink(ctx, k))
+		}
+	} else {
+		for i := 0; i < len(full); i += tagBatch {
+			cmds = append(cmds, pipe.Unlink(ctx, full[i:min(i+tagBatch, len(full))]...))
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	var n int64
+	for _, cmd := range cmds {
+		n += cmd.Val()
+	}
+	return n, err
+}
