@@ -74,7 +74,7 @@ func Set[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 	if err != nil {
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
-	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), o.tags); err != nil {
+	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), o.tagsFor(value)); err != nil {
 		c.redisError("set", key, err)
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
@@ -153,7 +153,7 @@ func loadAndStore[T any](ctx context.Context, c *Cache, key, full string, load f
 		return v, nil
 	}
 	// The value is paid for: store it even if the caller has gone.
-	if serr := c.store(context.WithoutCancel(ctx), key, full, data, o.expiry(), o.tags); serr != nil {
+	if serr := c.store(context.WithoutCancel(ctx), key, full, data, o.expiry(), o.tagsFor(v)); serr != nil {
 		c.redisError("set", key, serr)
 	}
 	return v, nil

@@ -25,9 +25,10 @@ const (
 	OpInvalidate                // keys or tags were invalidated; Count is how many keys
 	OpError                     // a Redis error was absorbed (fail open) or returned
 	OpDecodeError               // a stored value could not be decoded and was deleted
+	OpBypass                    // a call went to the source uncached (its key could not be built)
 )
 
-var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error"}
+var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass"}
 
 // String returns the event's name in lower case, e.g. "hit".
 func (o Op) String() string {
@@ -72,8 +73,8 @@ func (c *Cache) observe(e Event) {
 }
 
 type counters struct {
-	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors atomic.Int64
-	hitNanos                                                                        atomic.Int64
+	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors, bypasses atomic.Int64
+	hitNanos                                                                                  atomic.Int64
 }
 
 // Stats is a snapshot of a Cache's counters, its client's connection
@@ -87,6 +88,8 @@ type Stats struct {
 	Errors int64
 	// DecodeErrors counts stored values that could not be decoded.
 	DecodeErrors int64
+	// Bypasses counts calls passed through uncached (see Cache.Bypass).
+	Bypasses int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any read.
 	HitRatio float64
 	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
@@ -118,7 +121,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		Loads: c.stats.loads.Load(), LoadErrors: c.stats.loadErrors.Load(),
 		StaleServes: c.stats.stale.Load(), Sets: c.stats.sets.Load(),
 		Invalidated: c.stats.invalidated.Load(), Errors: c.stats.errors.Load(),
-		DecodeErrors: c.stats.decodeErrors.Load(), Reconnects: -1,
+		DecodeErrors: c.stats.decodeErrors.Load(), Bypasses: c.stats.bypasses.Load(), Reconnects: -1,
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)

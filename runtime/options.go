@@ -24,10 +24,11 @@ const (
 // CallOption configures one GetCached or Set call. Options are plain
 // values, so passing them allocates nothing.
 type CallOption struct {
-	kind optKind
-	d    time.Duration
-	tags []string
-	lock LockMode
+	kind       optKind
+	d          time.Duration
+	tags       []string
+	lock       LockMode
+	resultTags func(any) []string
 }
 
 type optKind uint8
@@ -39,6 +40,8 @@ const (
 	optSWR
 	optNegative
 	optLock
+	optResultTags
+	optAlsoInvalidate
 )
 
 // TTL sets how long a stored value lives. It is required wherever a value
@@ -64,12 +67,30 @@ func Negative(d time.Duration) CallOption { return CallOption{kind: optNegative,
 // LockLocal.
 func Lock(m LockMode) CallOption { return CallOption{kind: optLock, lock: m} }
 
+// ResultTags attaches tags computed from the loaded value, e.g. one tag per
+// element of a list so that a change to any element drops the list. In a
+// GetBatch it is called for each element, which is tagged on its own key.
+func ResultTags[T any](f func(T) []string) CallOption {
+	return CallOption{kind: optResultTags, resultTags: func(v any) []string {
+		t, _ := v.(T)
+		return f(t)
+	}}
+}
+
+// AlsoInvalidate adds tags that Put invalidates without attaching them to
+// the stored value.
+func AlsoInvalidate(tags ...string) CallOption {
+	return CallOption{kind: optAlsoInvalidate, tags: tags}
+}
+
 // callOptions is the resolved set of a call's options.
 type callOptions struct {
 	ttl, jitter, swr, negative time.Duration
 	tags                       []string
 	tagsOwned                  bool
 	lock                       LockMode
+	resultTags                 []func(any) []string
+	invalidate                 []string
 }
 
 func (o *callOptions) apply(opts []CallOption) {
@@ -96,6 +117,10 @@ func (o *callOptions) apply(opts []CallOption) {
 			o.negative = op.d
 		case optLock:
 			o.lock = op.lock
+		case optResultTags:
+			o.resultTags = append(o.resultTags, op.resultTags)
+		case optAlsoInvalidate:
+			o.invalidate = append(o.invalidate, op.tags...)
 		}
 	}
 }
@@ -112,10 +137,11 @@ func (o *callOptions) check(key string) error {
 	if o.jitter < 0 {
 		return fmt.Errorf("%w: negative jitter for key %q", ErrInvalidKey, key)
 	}
-	for _, t := range o.tags {
-		if t == "" {
-			return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
-		}
+	if err := checkTags(key, o.tags); err != nil {
+		return err
+	}
+	if err := checkTags(key, o.invalidate); err != nil {
+		return err
 	}
 	switch {
 	case o.swr != 0:
@@ -136,4 +162,29 @@ func (o *callOptions) expiry() time.Duration {
 		return o.ttl
 	}
 	return o.ttl + rand.N(o.jitter)
+}
+
+func checkTags(key string, tags []string) error {
+	for _, t := range tags {
+		if t == "" {
+			return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
+// tagsFor returns the static tags plus those computed from v.
+func (o *callOptions) tagsFor(v any) []string {
+	if len(o.resultTags) == 0 {
+		return o.tags
+	}
+	tags := append([]string(nil), o.tags...)
+	for _, f := range o.resultTags {
+		for _, t := range f(v) {
+			if t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
 }

@@ -71,46 +71,81 @@ func escapeTag(tag string) string {
 	return r.Replace(tag)
 }
 
-// store writes data under full for ttl and adds full to each tag's set, in
-// one pipeline (one round trip on a standalone server). If a tag could not
-// be recorded the value is deleted again: a key that its tag cannot reach
-// would escape invalidation.
+// entry is one value to store.
+type entry struct {
+	key, full string
+	data      []byte
+	ttl       time.Duration
+	tags      []string
+}
+
+// store writes one entry; see storeMany.
 func (c *Cache) store(ctx context.Context, key, full string, data []byte, ttl time.Duration, tags []string) error {
+	return c.storeMany(ctx, []entry{{key: key, full: full, data: data, ttl: ttl, tags: tags}})
+}
+
+// storeMany writes each entry under its key for its TTL and adds the key to
+// each of its tags' sets, all in one pipeline (one round trip on a
+// standalone server). A value whose tag could not be recorded is deleted
+// again: a key that its tag cannot reach would escape invalidation.
+func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	start := time.Now()
-	defer func() {
-		c.stats.sets.Add(1)
-		c.observe(Event{Op: OpSet, Key: key, Duration: time.Since(start)})
-	}()
-	if len(tags) == 0 {
-		return c.client.Set(ctx, full, data, ttl).Err()
+	type tagCmd struct {
+		cmd      *redis.Cmd
+		tag, ttl string
+		entry    int
 	}
-	memberTTL := strconv.FormatInt((ttl + tagMargin).Milliseconds(), 10)
+	var tagCmds []tagCmd
+	sets := make([]*redis.StatusCmd, len(entries))
 	pipe := c.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(tags))
-	for i, t := range tags {
-		cmds[i] = tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, full)
+	for i, e := range entries {
+		memberTTL := strconv.FormatInt((e.ttl + tagMargin).Milliseconds(), 10)
+		for _, t := range e.tags {
+			cmd := tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, e.full)
+			tagCmds = append(tagCmds, tagCmd{cmd, t, memberTTL, i})
+		}
+		sets[i] = pipe.Set(ctx, e.full, e.data, e.ttl)
 	}
-	set := pipe.Set(ctx, full, data, ttl)
 	_, _ = pipe.Exec(ctx)
-	var errs []error
-	for i, cmd := range cmds {
-		err := cmd.Err()
+	failed := make(map[int]error)
+	for _, tc := range tagCmds {
+		err := tc.cmd.Err()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// First use on this server since a restart or SCRIPT FLUSH.
-			err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Err()
+			err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tc.tag)}, tc.ttl, entries[tc.entry].full).Err()
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tag %q: %w", tags[i], err))
-		}
-	}
-	if err := set.Err(); err != nil {
-		errs = append(errs, err)
-	} else if len(errs) > 0 {
-		if err := c.client.Unlink(ctx, full).Err(); err != nil {
-			errs = append(errs, fmt.Errorf("unlink untagged value: %w", err))
+		if err != nil && failed[tc.entry] == nil {
+			failed[tc.entry] = fmt.Errorf("tag %q: %w", tc.tag, err)
 		}
 	}
-	return errors.Join(errs...)
+	var errs, undo []string
+	var firstErr error
+	for i, set := range sets {
+		err := set.Err()
+		switch {
+		case err != nil:
+		case failed[i] != nil:
+			err = failed[i]
+			undo = append(undo, entries[i].full)
+		default:
+			c.stats.sets.Add(1)
+			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start)})
+			continue
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		errs = append(errs, entries[i].key)
+	}
+	if len(undo) > 0 {
+		if _, err := c.unlink(ctx, undo); err != nil {
+			return fmt.Errorf("store %v: %w; unlink of untagged values: %w", errs, firstErr, err)
+		}
+	}
+	if firstErr != nil {
+		return fmt.Errorf("store %v: %w", errs, firstErr)
+	}
+	return nil
 }
 
 // Invalidate deletes keys (given as to GetCached, without the namespace).

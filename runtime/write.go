@@ -1,0 +1,62 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Put is the write-through step of a //cache:put method, run after the
+// wrapped method succeeded: it invalidates every key that carries one of the
+// Tags or AlsoInvalidate tags, then stores value under key with the Tags
+// (and ResultTags) attached, for the TTL plus jitter.
+//
+// The write it follows has happened, so Put returns nothing: a Redis failure
+// is logged and counted (OpError), and what it leaves stale is bounded by
+// the TTL of the keys it could not reach. Misuse (no TTL, a bad key) is
+// logged at error level, since it is a bug in the caller.
+func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...CallOption) {
+	var o callOptions
+	o.apply(opts)
+	if err := o.check(key); err != nil {
+		c.log.Error("repocache: put skipped", "key", key, "err", err)
+		return
+	}
+	tags := o.tagsFor(value)
+	drop := append(append([]string(nil), tags...), o.invalidate...)
+	if err := c.InvalidateTags(ctx, drop...); err != nil {
+		return // logged and counted by InvalidateTags
+	}
+	if isNilPointer(value) {
+		return
+	}
+	_ = Set(ctx, c, key, value, opts...) // logged and counted by Set
+}
+
+// AfterWrite is the step of a //cache:invalidate method, run after the
+// wrapped method succeeded: it deletes the keys and every key that carries
+// one of the tags. Like Put it returns nothing; failures are logged and
+// counted.
+func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
+	var errs []error
+	if len(keys) > 0 {
+		errs = append(errs, c.Invalidate(ctx, keys...))
+	}
+	if len(tags) > 0 {
+		errs = append(errs, c.InvalidateTags(ctx, tags...))
+	}
+	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrInvalidKey) {
+		c.log.Error("repocache: invalidation skipped", "keys", keys, "tags", tags, "err", err)
+	}
+}
+
+// Bypass records a call that went to the source without the cache because
+// its key could not be built (a nil pointer on the key's field path, say):
+// it is logged and counted, and the caller passes the call through.
+func (c *Cache) Bypass(method, reason string) {
+	c.stats.bypasses.Add(1)
+	c.observe(Event{Op: OpBypass, Key: method, Err: fmt.Errorf("uncached: %s", reason)})
+	if ok, suppressed := c.errLog.allow(); ok {
+		c.log.Warn("repocache: call passed through uncached", "method", method, "reason", reason, "suppressed", suppressed)
+	}
+}
