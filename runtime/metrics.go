@@ -137,7 +137,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 	}
 	var mu sync.Mutex
 	err := forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
-		info, err := m.Info(ctx, "memory", "stats", "clients").Result()
+		info, err := m.Info(ctx).Result()
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,38 @@
+# repocache: the two commands a new machine needs are `make demo` and `make test`.
+
+GO        ?= go
+# -race needs cgo; a laptop without a C compiler still gets the tests.
+RACE      := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
+FUZZTIME  ?= 20s
+BENCHCOUNT ?= 10
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+.PHONY: demo test lint fuzz bench generate check-generate
+
+## demo: the main job: run the example against REDIS_URL or an embedded Redis
+demo:
+	$(GO) run ./examples/quickstart
+
+## test: every test, against real Redis (REDIS_URL, else a throwaway
+## redis-server, else embedded miniredis) and a local Redis Cluster
+test:
+	$(GO) test $(RACE) -count=1 -timeout 30m ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./codec/
+	$(GO) test -run='^$$' -fuzz='^FuzzEscapeKeyPart$$' -fuzztime=$(FUZZTIME) ./runtime/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/directive/
+
+## bench: the hit-path benchmark, BENCHCOUNT runs, summarised by benchstat
+bench:
+	@mkdir -p bench
+	$(GO) test -run='^$$' -bench='^BenchmarkHit$$' -benchtime=20000x -count=$(BENCHCOUNT) ./runtime/ | tee bench/hit.txt
+	$(GO) run $(BENCHSTAT) -col /impl bench/hit.txt
