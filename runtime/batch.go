@@ -27,13 +27,12 @@ import (
 // not stored.
 func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key func(ID) string, idOf func(T) ID,
 	load func(context.Context, []ID) ([]T, error), opts ...CallOption) ([]T, error) {
-	var o callOptions
-	o.apply(opts)
+	o := resolve(opts)
 	keys := make([]string, len(ids))
 	full := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = key(id)
-		if err := o.check(keys[i]); err != nil {
+		if err := o.check(keys[i], opts); err != nil {
 			return nil, err
 		}
 		full[i] = c.prefix + keys[i]
@@ -99,7 +98,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 				continue
 			}
 			k := key(id)
-			entries = append(entries, entry{key: k, full: c.prefix + k, data: data, ttl: o.expiry(), tags: o.tagsFor(v)})
+			entries = append(entries, entry{key: k, full: c.prefix + k, data: data, ttl: o.expiry(), tags: tagsFor(opts, v)})
 		}
 		if len(entries) > 0 {
 			if err := c.storeMany(context.WithoutCancel(ctx), entries); err != nil {

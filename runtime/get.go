@@ -25,9 +25,8 @@ import (
 // load are misuse (ErrNoTTL, ErrInvalidKey, ErrUnsupported) and the
 // caller's own context ending.
 func GetCached[T any](ctx context.Context, c *Cache, key string, load func(context.Context) (T, error), opts ...CallOption) (T, error) {
-	var o callOptions
-	o.apply(opts)
-	if err := o.check(key); err != nil {
+	o := resolve(opts)
+	if err := o.check(key, opts); err != nil {
 		var zero T
 		return zero, err
 	}
@@ -58,23 +57,22 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 		return loadAndCount(ctx, c, key, load)
 	}
 	c.miss(key, start)
-	return fill(ctx, c, key, full, load, o)
+	return fill(ctx, c, key, full, load, o, opts)
 }
 
 // Set stores value under key for the TTL (plus jitter) with the tags: the
 // write-through half of a cached repository. Unlike a read, a failed write
 // is returned to the caller, who decides whether it matters.
 func Set[T any](ctx context.Context, c *Cache, key string, value T, opts ...CallOption) error {
-	var o callOptions
-	o.apply(opts)
-	if err := o.check(key); err != nil {
+	o := resolve(opts)
+	if err := o.check(key, opts); err != nil {
 		return err
 	}
 	data, err := codec.Marshal(c.codec, value)
 	if err != nil {
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
-	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), o.tagsFor(value)); err != nil {
+	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), tagsFor(opts, value)); err != nil {
 		c.redisError("set", key, err)
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
@@ -99,14 +97,14 @@ func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 
 // fill loads the value of a missed key, collapsing concurrent misses of the
 // key in this process, and stores it.
-func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions) (T, error) {
+func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		return loadAndStore(ctx, c, key, full, load, &o)
+		return loadAndStore(ctx, c, key, full, load, &o, opts)
 	}
 	for {
 		call, leader := c.flight.join(full)
 		if leader {
-			v, err := loadAndStore(ctx, c, key, full, load, &o)
+			v, err := loadAndStore(ctx, c, key, full, load, &o, opts)
 			call.finish(v, err)
 			c.flight.forget(full, call)
 			return v, err
@@ -142,7 +140,7 @@ func loadAndCount[T any](ctx context.Context, c *Cache, key string, load func(co
 	return v, err
 }
 
-func loadAndStore[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions) (T, error) {
+func loadAndStore[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
 	v, err := loadAndCount(ctx, c, key, load)
 	if err != nil || isNilPointer(v) {
 		return v, err
@@ -153,7 +151,7 @@ func loadAndStore[T any](ctx context.Context, c *Cache, key, full string, load f
 		return v, nil
 	}
 	// The value is paid for: store it even if the caller has gone.
-	if serr := c.store(context.WithoutCancel(ctx), key, full, data, o.expiry(), o.tagsFor(v)); serr != nil {
+	if serr := c.store(context.WithoutCancel(ctx), key, full, data, o.expiry(), tagsFor(opts, v)); serr != nil {
 		c.redisError("set", key, serr)
 	}
 	return v, nil

@@ -28,7 +28,7 @@ type CallOption struct {
 	d          time.Duration
 	tags       []string
 	lock       LockMode
-	resultTags func(any) []string
+	fn         any // ResultTags: a func(T) []string
 }
 
 type optKind uint8
@@ -68,13 +68,11 @@ func Negative(d time.Duration) CallOption { return CallOption{kind: optNegative,
 func Lock(m LockMode) CallOption { return CallOption{kind: optLock, lock: m} }
 
 // ResultTags attaches tags computed from the loaded value, e.g. one tag per
-// element of a list so that a change to any element drops the list. In a
-// GetBatch it is called for each element, which is tagged on its own key.
+// element of a list so that a change to any element drops the list. T must
+// be the type of the value (for GetBatch, of one element: each element is
+// tagged on its own key); a function of another type is ignored.
 func ResultTags[T any](f func(T) []string) CallOption {
-	return CallOption{kind: optResultTags, resultTags: func(v any) []string {
-		t, _ := v.(T)
-		return f(t)
-	}}
+	return CallOption{kind: optResultTags, fn: f}
 }
 
 // AlsoInvalidate adds tags that Put invalidates without attaching them to
@@ -83,17 +81,18 @@ func AlsoInvalidate(tags ...string) CallOption {
 	return CallOption{kind: optAlsoInvalidate, tags: tags}
 }
 
-// callOptions is the resolved set of a call's options.
+// callOptions holds the scalar options of a call. The tags stay in the
+// caller's []CallOption, which is passed down the store path and only read:
+// storing a reference to it (or to a ResultTags function) in a struct would
+// make the compiler move every caller's options and Tags(...) arguments to
+// the heap, an allocation on each hit.
 type callOptions struct {
 	ttl, jitter, swr, negative time.Duration
-	tags                       []string
-	tagsOwned                  bool
 	lock                       LockMode
-	resultTags                 []func(any) []string
-	invalidate                 []string
 }
 
-func (o *callOptions) apply(opts []CallOption) {
+func resolve(opts []CallOption) callOptions {
+	var o callOptions
 	for i := range opts {
 		op := &opts[i]
 		switch op.kind {
@@ -101,33 +100,20 @@ func (o *callOptions) apply(opts []CallOption) {
 			o.ttl = op.d
 		case optJitter:
 			o.jitter = op.d
-		case optTags:
-			if o.tags == nil {
-				o.tags = op.tags
-			} else {
-				if !o.tagsOwned {
-					o.tags = append([]string(nil), o.tags...)
-					o.tagsOwned = true
-				}
-				o.tags = append(o.tags, op.tags...)
-			}
 		case optSWR:
 			o.swr = op.d
 		case optNegative:
 			o.negative = op.d
 		case optLock:
 			o.lock = op.lock
-		case optResultTags:
-			o.resultTags = append(o.resultTags, op.resultTags)
-		case optAlsoInvalidate:
-			o.invalidate = append(o.invalidate, op.tags...)
 		}
 	}
+	return o
 }
 
 // check reports misuse: a missing TTL, a bad key or tag, or an option this
 // version does not implement yet.
-func (o *callOptions) check(key string) error {
+func (o *callOptions) check(key string, opts []CallOption) error {
 	if !validKey(key) {
 		return fmt.Errorf("%w %q: keys must be non-empty and must not start with '#'", ErrInvalidKey, key)
 	}
@@ -137,11 +123,14 @@ func (o *callOptions) check(key string) error {
 	if o.jitter < 0 {
 		return fmt.Errorf("%w: negative jitter for key %q", ErrInvalidKey, key)
 	}
-	if err := checkTags(key, o.tags); err != nil {
-		return err
-	}
-	if err := checkTags(key, o.invalidate); err != nil {
-		return err
+	for i := range opts {
+		if op := &opts[i]; op.kind == optTags || op.kind == optAlsoInvalidate {
+			for _, t := range op.tags {
+				if t == "" {
+					return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
+				}
+			}
+		}
 	}
 	switch {
 	case o.swr != 0:
@@ -164,26 +153,33 @@ func (o *callOptions) expiry() time.Duration {
 	return o.ttl + rand.N(o.jitter)
 }
 
-func checkTags(key string, tags []string) error {
-	for _, t := range tags {
-		if t == "" {
-			return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
+// tagsFor returns the tags to attach to v: those of Tags options and those
+// that ResultTags functions of v's type compute from it.
+func tagsFor[T any](opts []CallOption, v T) []string {
+	var tags []string
+	for i := range opts {
+		switch op := &opts[i]; op.kind {
+		case optTags:
+			tags = append(tags, op.tags...)
+		case optResultTags:
+			if f, ok := op.fn.(func(T) []string); ok {
+				for _, t := range f(v) {
+					if t != "" {
+						tags = append(tags, t)
+					}
+				}
+			}
 		}
 	}
-	return nil
+	return tags
 }
 
-// tagsFor returns the static tags plus those computed from v.
-func (o *callOptions) tagsFor(v any) []string {
-	if len(o.resultTags) == 0 {
-		return o.tags
-	}
-	tags := append([]string(nil), o.tags...)
-	for _, f := range o.resultTags {
-		for _, t := range f(v) {
-			if t != "" {
-				tags = append(tags, t)
-			}
+// alsoInvalidate returns the tags of AlsoInvalidate options.
+func alsoInvalidate(opts []CallOption) []string {
+	var tags []string
+	for i := range opts {
+		if op := &opts[i]; op.kind == optAlsoInvalidate {
+			tags = append(tags, op.tags...)
 		}
 	}
 	return tags

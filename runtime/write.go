@@ -16,14 +16,12 @@ import (
 // the TTL of the keys it could not reach. Misuse (no TTL, a bad key) is
 // logged at error level, since it is a bug in the caller.
 func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...CallOption) {
-	var o callOptions
-	o.apply(opts)
-	if err := o.check(key); err != nil {
+	o := resolve(opts)
+	if err := o.check(key, opts); err != nil {
 		c.log.Error("repocache: put skipped", "key", key, "err", err)
 		return
 	}
-	tags := o.tagsFor(value)
-	drop := append(append([]string(nil), tags...), o.invalidate...)
+	drop := append(tagsFor(opts, value), alsoInvalidate(opts)...)
 	if err := c.InvalidateTags(ctx, drop...); err != nil {
 		return // logged and counted by InvalidateTags
 	}
