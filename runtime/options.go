@@ -24,11 +24,11 @@ const (
 // CallOption configures one GetCached or Set call. Options are plain
 // values, so passing them allocates nothing.
 type CallOption struct {
-	kind       optKind
-	d          time.Duration
-	tags       []string
-	lock       LockMode
-	fn         any // ResultTags: a func(T) []string
+	kind optKind
+	d    time.Duration
+	tags []string
+	lock LockMode
+	fn   any // ResultTags: a func(T) []string
 }
 
 type optKind uint8
