@@ -40,6 +40,9 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	if len(ids) == 0 {
 		return []T{}, nil
 	}
+	if inTx(ctx) {
+		return load(ctx, ids) // a transaction neither reads nor fills the cache
+	}
 	start := time.Now()
 	raw, err := c.mget(ctx, full)
 	if err != nil {

@@ -37,9 +37,13 @@ var (
 	// ErrInvalidKey reports an empty key, or one that starts with '#',
 	// which is reserved for the cache's own bookkeeping.
 	ErrInvalidKey = errors.New("runtime: invalid key")
-	// ErrUnsupported reports a call option that this version cannot honour
-	// yet.
+	// ErrUnsupported reports a call option that this version cannot honour.
 	ErrUnsupported = errors.New("runtime: unsupported option")
+	// ErrNotFound is the not-found answer that Negative caches: a loader
+	// error for which errors.Is(err, ErrNotFound) holds is stored for the
+	// Negative duration, and a hit on it returns ErrNotFound itself.
+	// runtime/orm's ErrNotFound is this value.
+	ErrNotFound = errors.New("runtime: not found")
 )
 
 // Cache is a namespaced cache on one Redis client. It is safe for concurrent
@@ -55,6 +59,11 @@ type Cache struct {
 	flight  flightGroup
 	stats   counters
 	errLog  rateLimitedLog
+
+	leaseTTL time.Duration // lifetime of a loader's placeholder, kept alive while it loads
+	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
+	pollMax  time.Duration
+	refresh  flightGroup // stale-while-revalidate refreshes in flight
 }
 
 // Option configures a Cache.
@@ -95,6 +104,17 @@ func WithMetrics(m Metrics) Option {
 	return func(c *Cache) { c.metrics = m }
 }
 
+// WithLockTTL sets how long a loader's lease (the placeholder that makes
+// other loaders wait with lock=distributed) lives if the loader dies; a live
+// loader extends it every third of that time. The default is 3s.
+func WithLockTTL(d time.Duration) Option {
+	return func(c *Cache) {
+		if d >= 30*time.Millisecond {
+			c.leaseTTL = d
+		}
+	}
+}
+
 // New returns a Cache on client. A *Client from NewClient, a *redis.Client
 // (standalone or Sentinel failover), a *redis.ClusterClient and a
 // *redis.Ring all work.
@@ -104,6 +124,10 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		ns:     "repocache",
 		codec:  codec.Msgpack{},
 		log:    slog.Default(),
+
+		leaseTTL: 3 * time.Second,
+		pollMin:  2 * time.Millisecond,
+		pollMax:  50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(c)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"time"
-	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,20 +29,33 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 		var zero T
 		return zero, err
 	}
+	if inTx(ctx) {
+		// A transaction may see its own uncommitted writes: it must
+		// neither read the cache nor fill it.
+		return loadAndCount(ctx, c, key, load)
+	}
 	full := c.prefix + key
 	start := time.Now()
 	s, err := c.client.Get(ctx, full).Result()
 	switch {
 	case err == nil:
-		v, derr := codec.Unmarshal[T](c.codec, unsafe.Slice(unsafe.StringData(s), len(s)))
-		if derr == nil {
+		v, cached, stale, ok := decodeHit[T](ctx, c, key, full, s)
+		if ok {
 			d := time.Since(start)
 			c.stats.hits.Add(1)
 			c.stats.hitNanos.Add(int64(d))
 			c.observe(Event{Op: OpHit, Key: key, Duration: d})
-			return v, nil
+			if stale {
+				c.stats.stale.Add(1)
+				c.observe(Event{Op: OpStale, Key: key})
+				if o.swr > 0 {
+					c.refreshStale(ctx, key, full, s[:stampEnd], func(ctx context.Context) error {
+						return refresh(ctx, c, key, full, s[:stampEnd], load, o, opts)
+					})
+				}
+			}
+			return v, cached
 		}
-		c.decodeError(ctx, key, full, derr)
 	case err == redis.Nil:
 	default:
 		if cerr := ctx.Err(); cerr != nil {
@@ -58,6 +70,39 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 	}
 	c.miss(key, start)
 	return fill(ctx, c, key, full, load, o, opts)
+}
+
+// decodeHit decodes what GET returned. ok is false for a miss: a
+// placeholder (someone is loading) or an undecodable entry, which it
+// deletes. cached is a cached not-found error; stale reports an envelope
+// past its freshness.
+func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string) (v T, cached error, stale, ok bool) {
+	e := parseEntry(s)
+	var err error
+	switch e.kind {
+	case kindValue:
+		if v, err = codec.Unmarshal[T](c.codec, e.frame); err == nil {
+			return v, nil, false, true
+		}
+	case kindEnvelope:
+		stale = e.freshUntil < time.Now().UnixMilli()
+		switch {
+		case e.flags&flagNotFound != 0:
+			return v, ErrNotFound, stale, true
+		case e.flags&flagNilResult != 0:
+			return v, nil, stale, true
+		}
+		if v, err = codec.Unmarshal[T](c.codec, e.frame); err == nil {
+			return v, nil, stale, true
+		}
+	case kindPlaceholder:
+		return v, nil, false, false
+	default:
+		err = fmt.Errorf("%w: not a cache entry", codec.ErrForeign)
+	}
+	c.decodeError(ctx, key, full, err)
+	var zero T
+	return zero, nil, false, false
 }
 
 // Set stores value under key for the TTL (plus jitter) with the tags: the
@@ -96,15 +141,15 @@ func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 }
 
 // fill loads the value of a missed key, collapsing concurrent misses of the
-// key in this process, and stores it.
+// key in this process (unless LockNone), and stores it under a lease.
 func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		return loadAndStore(ctx, c, key, full, load, &o, opts)
+		return loadLeased(ctx, c, key, full, load, &o, opts)
 	}
 	for {
 		call, leader := c.flight.join(full)
 		if leader {
-			v, err := loadAndStore(ctx, c, key, full, load, &o, opts)
+			v, err := loadLeased(ctx, c, key, full, load, &o, opts)
 			call.finish(v, err)
 			c.flight.forget(full, call)
 			return v, err
@@ -125,6 +170,99 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 	}
 }
 
+// loadLeased takes the key's lease and loads; or, if another loader holds
+// the lease, waits for its value (LockDistributed) or loads without storing
+// (the other loader stores).
+func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
+	wait := c.pollMin
+	for {
+		state, l, val, busyFor, err := c.tryLease(ctx, full)
+		switch {
+		case err != nil:
+			if cerr := ctx.Err(); cerr != nil {
+				var zero T
+				return zero, cerr
+			}
+			c.redisError("lease", key, err)
+			return loadAndCount(ctx, c, key, load)
+		case state == leaseValue:
+			// Stored since our GET: by another process's loader, or by
+			// a write-through.
+			if v, cached, _, ok := decodeHit[T](ctx, c, key, full, val); ok {
+				return v, cached
+			}
+		case state == leaseBusy && o.lock != LockDistributed:
+			return loadAndCount(ctx, c, key, load)
+		case state == leaseBusy:
+			// Poll until the holder stores its value, or its lease ends
+			// (it failed, or died: then we take over).
+			d := min(wait, max(busyFor, time.Millisecond))
+			wait = min(2*wait, c.pollMax)
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				var zero T
+				return zero, ctx.Err()
+			case <-t.C:
+			}
+		default:
+			return loadWithLease(ctx, c, key, l, load, o, opts)
+		}
+	}
+}
+
+// loadWithLease loads while keeping the lease alive and stores the result
+// if the lease is still ours and none of its tags was invalidated since the
+// lease was granted.
+func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
+	bg := context.WithoutCancel(ctx)
+	stop := c.keepAlive(bg, l)
+	started := time.Now()
+	v, err := loadAndCount(ctx, c, key, load)
+	stop()
+	data, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
+	switch {
+	case !ok:
+		c.release(bg, l)
+	case time.Since(started) > versionTTL-skewMargin:
+		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
+		c.release(bg, l)
+	default:
+		if serr := c.storeLeased(bg, key, l, data, ttl, tags); serr != nil {
+			c.redisError("set", key, serr)
+		}
+	}
+	return v, err
+}
+
+// entryFor encodes what a load returned, if it is to be cached: a value (in
+// an envelope with its freshness under SWR), or with Negative a not-found
+// error or a nil pointer.
+func entryFor[T any](c *Cache, key string, v T, err error, o *callOptions, opts []CallOption) (data []byte, ttl time.Duration, tags []string, ok bool) {
+	now := time.Now()
+	switch {
+	case err != nil && o.negative > 0 && errors.Is(err, ErrNotFound):
+		return makeEnvelope(flagNotFound, now.Add(o.negative), nil), o.negative, staticTags(opts), true
+	case err != nil:
+		return nil, 0, nil, false
+	case isNilPointer(v) && o.negative > 0:
+		return makeEnvelope(flagNilResult, now.Add(o.negative), nil), o.negative, staticTags(opts), true
+	case isNilPointer(v):
+		return nil, 0, nil, false
+	}
+	frame, merr := codec.Marshal(c.codec, v)
+	if merr != nil {
+		c.log.Error("repocache: value not cached: encode failed", "key", key, "err", merr)
+		return nil, 0, nil, false
+	}
+	ttl = o.expiry()
+	if o.swr > 0 {
+		return makeEnvelope(0, now.Add(ttl), frame), ttl + o.swr, tagsFor(opts, v), true
+	}
+	return frame, ttl, tagsFor(opts, v), true
+}
+
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -138,23 +276,6 @@ func loadAndCount[T any](ctx context.Context, c *Cache, key string, load func(co
 	}
 	c.observe(Event{Op: OpLoad, Key: key, Duration: time.Since(start), Err: err})
 	return v, err
-}
-
-func loadAndStore[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
-	v, err := loadAndCount(ctx, c, key, load)
-	if err != nil || isNilPointer(v) {
-		return v, err
-	}
-	data, merr := codec.Marshal(c.codec, v)
-	if merr != nil {
-		c.log.Error("repocache: value not cached: encode failed", "key", key, "err", merr)
-		return v, nil
-	}
-	// The value is paid for: store it even if the caller has gone.
-	if serr := c.store(context.WithoutCancel(ctx), key, full, data, o.expiry(), tagsFor(opts, v)); serr != nil {
-		c.redisError("set", key, serr)
-	}
-	return v, nil
 }
 
 // isNilPointer reports a nil pointer or nil interface result, which the

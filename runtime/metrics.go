@@ -17,18 +17,19 @@ type Op uint8
 
 // Cache events.
 const (
-	OpHit         Op = iota + 1 // a value was served from Redis
-	OpMiss                      // no usable value in Redis (absent or undecodable)
-	OpLoad                      // the loader ran; Duration is its run time, Err its error
-	OpStale                     // a stale value was served while a refresh ran
-	OpSet                       // a value was stored
-	OpInvalidate                // keys or tags were invalidated; Count is how many keys
-	OpError                     // a Redis error was absorbed (fail open) or returned
-	OpDecodeError               // a stored value could not be decoded and was deleted
-	OpBypass                    // a call went to the source uncached (its key could not be built)
+	OpHit               Op = iota + 1 // a value was served from Redis
+	OpMiss                            // no usable value in Redis (absent or undecodable)
+	OpLoad                            // the loader ran; Duration is its run time, Err its error
+	OpStale                           // a stale value was served while a refresh ran
+	OpSet                             // a value was stored
+	OpInvalidate                      // keys or tags were invalidated; Count is how many keys
+	OpError                           // a Redis error was absorbed (fail open) or returned
+	OpDecodeError                     // a stored value could not be decoded and was deleted
+	OpBypass                          // a call went to the source uncached (its key could not be built)
+	OpStaleSetPrevented               // a loaded value was not stored: the key or a tag was invalidated while it loaded
 )
 
-var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass"}
+var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass", "stale_set_prevented"}
 
 // String returns the event's name in lower case, e.g. "hit".
 func (o Op) String() string {
@@ -73,8 +74,8 @@ func (c *Cache) observe(e Event) {
 }
 
 type counters struct {
-	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors, bypasses atomic.Int64
-	hitNanos                                                                                  atomic.Int64
+	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors, bypasses, staleSetsPrevented atomic.Int64
+	hitNanos                                                                                                      atomic.Int64
 }
 
 // Stats is a snapshot of a Cache's counters, its client's connection
@@ -90,6 +91,9 @@ type Stats struct {
 	DecodeErrors int64
 	// Bypasses counts calls passed through uncached (see Cache.Bypass).
 	Bypasses int64
+	// StaleSetsPrevented counts loaded values that were not stored because
+	// their key or one of their tags was invalidated while they loaded.
+	StaleSetsPrevented int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any read.
 	HitRatio float64
 	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
@@ -121,7 +125,8 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		Loads: c.stats.loads.Load(), LoadErrors: c.stats.loadErrors.Load(),
 		StaleServes: c.stats.stale.Load(), Sets: c.stats.sets.Load(),
 		Invalidated: c.stats.invalidated.Load(), Errors: c.stats.errors.Load(),
-		DecodeErrors: c.stats.decodeErrors.Load(), Bypasses: c.stats.bypasses.Load(), Reconnects: -1,
+		DecodeErrors: c.stats.decodeErrors.Load(), Bypasses: c.stats.bypasses.Load(),
+		StaleSetsPrevented: c.stats.staleSetsPrevented.Load(), Reconnects: -1,
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)

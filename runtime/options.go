@@ -133,12 +133,8 @@ func (o *callOptions) check(key string, opts []CallOption) error {
 		}
 	}
 	switch {
-	case o.swr != 0:
-		return fmt.Errorf("%w: SWR (stale-while-revalidate) is not implemented yet", ErrUnsupported)
-	case o.negative != 0:
-		return fmt.Errorf("%w: Negative (not-found caching) is not implemented yet", ErrUnsupported)
-	case o.lock == LockDistributed:
-		return fmt.Errorf("%w: LockDistributed is not implemented yet", ErrUnsupported)
+	case o.swr < 0 || o.negative < 0:
+		return fmt.Errorf("%w: negative SWR or Negative duration for key %q", ErrInvalidKey, key)
 	case o.lock > LockNone:
 		return fmt.Errorf("%w: lock mode %d", ErrUnsupported, o.lock)
 	}
@@ -169,6 +165,17 @@ func tagsFor[T any](opts []CallOption, v T) []string {
 					}
 				}
 			}
+		}
+	}
+	return tags
+}
+
+// staticTags returns the tags of Tags options only.
+func staticTags(opts []CallOption) []string {
+	var tags []string
+	for i := range opts {
+		if op := &opts[i]; op.kind == optTags {
+			tags = append(tags, op.tags...)
 		}
 	}
 	return tags

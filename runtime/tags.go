@@ -23,11 +23,15 @@ import (
 //     (ZADD GT keeps the later expiry), and sets the set's own expiry to its
 //     highest score. The set therefore never outlives the last key it points
 //     to, and dead members are removed as new ones arrive.
-//   - InvalidateTags renames the set to a private drain key in the same slot
-//     (the braces are a cluster hash tag), which is O(1) and detaches it from
-//     writers, then walks it tagBatch members at a time, unlinking the keys
-//     (one command per key on a cluster, so no command spans two slots),
-//     and finally unlinks the drain key.
+//   - InvalidateTags runs tagDropScript, which renames the set to a private
+//     drain key in the same slot (the braces are a cluster hash tag), O(1),
+//     and records the invalidation's time in a fresh set as the member "#v"
+//     (scored with that time plus versionTTL, so that it expires like any
+//     member). Then it walks the drain key tagBatch members at a time,
+//     unlinking the keys (one command per key on a cluster, so no command
+//     spans two slots), and finally unlinks the drain key.
+//   - tagAddScript returns the "#v" score: a loader that took its lease
+//     before the tag's last invalidation does not store (no stale sets).
 //
 // No command touches keys of two slots, every command is bounded by
 // tagBatch or tagPrune members, and a hit never reads a tag.
@@ -41,10 +45,21 @@ const (
 	// tagMargin keeps a member in its set a little past its key's expiry,
 	// against clock skew between cluster nodes.
 	tagMargin = time.Second
+	// versionTTL is how long a tag remembers its last invalidation. A load
+	// that takes longer than versionTTL - skewMargin is not stored.
+	versionTTL = time.Minute
+	// skewMargin is the clock skew tolerated between the node that granted
+	// a lease and the node of a tag: an invalidation this close before the
+	// lease counts as after it.
+	skewMargin = 100 * time.Millisecond
+	// versionMember is the member of a tag set that records the tag's last
+	// invalidation; it is never a key (keys start with the namespace).
+	versionMember = "#v"
 )
 
 // tagAddScript: KEYS[1] the tag set; ARGV[1] the member's TTL in ms;
-// ARGV[2..] members.
+// ARGV[2..] members. Returns the "#v" score (the last invalidation's time
+// plus versionTTL) or 0.
 var tagAddScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,7 +69,25 @@ local exp = now + tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[i]) end
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%d', tonumber(top[2]))) end
-return #dead
+local v = redis.call('ZSCORE', KEYS[1], '` + versionMember + `')
+if v then return tonumber(v) end
+return 0
+`)
+
+// tagDropScript: KEYS[1] the tag set; KEYS[2] its drain key (same slot);
+// ARGV[1] versionTTL in ms. Moves the set to the drain key and starts a new
+// set holding only the invalidation's time. Returns 1 if there was a set.
+var tagDropScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  moved = 1
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), '` + versionMember + `')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return moved
 `)
 
 // tagKey is the Redis key of a tag's set. '%', '{' and '}' are escaped so
@@ -148,6 +181,71 @@ func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	return nil
 }
 
+// tagsUnchangedSince adds full to each tag's set (for ttl) and reports
+// whether none of the tags was invalidated since start (server time, unix
+// ms, of the lease), less the tolerated clock skew. Adding first and checking
+// in the same script closes the race: an invalidation either comes before
+// the add (and the check sees it) or after (and its drain sees the key).
+func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Duration, tags []string, start int64) (bool, error) {
+	memberTTL := ms(ttl + tagMargin)
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(tags))
+	for i, t := range tags {
+		cmds[i] = tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, full)
+	}
+	_, _ = pipe.Exec(ctx)
+	unchanged := true
+	for i, cmd := range cmds {
+		v, err := cmd.Int64()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			v, err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Int64()
+		}
+		if err != nil {
+			return false, fmt.Errorf("tag %q: %w", tags[i], err)
+		}
+		if v != 0 && v-versionTTL.Milliseconds() >= start-skewMargin.Milliseconds() {
+			unchanged = false
+		}
+	}
+	return unchanged, nil
+}
+
+// storeLeased stores data under the lease's key if the lease is still held
+// (compare-and-set on the placeholder) and no tag of the value was
+// invalidated since the lease was granted. Otherwise the load raced with a
+// write: the value may be stale, and it is dropped.
+func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) error {
+	start := time.Now()
+	if len(tags) > 0 {
+		unchanged, err := c.tagsUnchangedSince(ctx, l.full, ttl, tags, l.start)
+		if err != nil || !unchanged {
+			c.release(ctx, l)
+			if err == nil {
+				c.staleSetPrevented(key)
+			}
+			return err
+		}
+	}
+	ok, err := casStoreScript.Run(ctx, c.client, []string{l.full}, l.token, data, ms(ttl)).Int()
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		c.staleSetPrevented(key)
+		return nil
+	}
+	c.stats.sets.Add(1)
+	c.observe(Event{Op: OpSet, Key: key, Duration: time.Since(start)})
+	return nil
+}
+
+// staleSetPrevented counts a loaded value that was not stored because the
+// key or one of its tags was invalidated while it loaded.
+func (c *Cache) staleSetPrevented(key string) {
+	c.stats.staleSetsPrevented.Add(1)
+	c.observe(Event{Op: OpStaleSetPrevented, Key: key})
+}
+
 // Invalidate deletes keys (given as to GetCached, without the namespace).
 // Their tag sets keep a dead member each until it is pruned or expires.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
@@ -200,10 +298,8 @@ func (c *Cache) dropTag(ctx context.Context, tag string) (int64, error) {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	drain := tk + ":drain:" + hex.EncodeToString(r[:])
-	if err := c.client.Rename(ctx, tk, drain).Err(); err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return 0, nil
-		}
+	moved, err := tagDropScript.Run(ctx, c.client, []string{tk, drain}, ms(versionTTL)).Int()
+	if err != nil || moved == 0 {
 		return 0, err
 	}
 	// If a step fails, the drain key keeps the rest until its expiry,
@@ -214,7 +310,13 @@ func (c *Cache) dropTag(ctx context.Context, tag string) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		n, err := c.unlink(ctx, members)
+		keys := members[:0:0]
+		for _, m := range members {
+			if m != versionMember {
+				keys = append(keys, m)
+			}
+		}
+		n, err := c.unlink(ctx, keys)
 		total += n
 		if err != nil {
 			return total, err

@@ -96,8 +96,11 @@ func testLargeTag(t *testing.T, b *redistest.Backend, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 0 {
-		t.Fatalf("%d keys left after invalidating the tag, e.g. %v", len(keys), keys[:min(3, len(keys))])
+	if len(keys) != 1 || keys[0] != c.tagKey("big") {
+		t.Fatalf("%d keys left after invalidating the tag, e.g. %v; want only the tag's invalidation marker", len(keys), keys[:min(3, len(keys))])
+	}
+	if m := b.Client.ZRange(ctx, keys[0], 0, -1).Val(); len(m) != 1 || m[0] != versionMember {
+		t.Fatalf("tag set after invalidation holds %v", m)
 	}
 	s, _ := c.Stats(ctx)
 	if s.Invalidated != int64(n) {

@@ -14,11 +14,18 @@ import (
 // The write it follows has happened, so Put returns nothing: a Redis failure
 // is logged and counted (OpError), and what it leaves stale is bounded by
 // the TTL of the keys it could not reach. Misuse (no TTL, a bad key) is
-// logged at error level, since it is a bug in the caller.
+// logged at error level, since it is a bug in the caller. Inside a
+// transaction (see WithTx) it runs after the commit, and not at all after a
+// rollback.
 func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...CallOption) {
 	o := resolve(opts)
 	if err := o.check(key, opts); err != nil {
 		c.log.Error("repocache: put skipped", "key", key, "err", err)
+		return
+	}
+	if tx, ok := TxFromContext(ctx); ok {
+		bg := context.WithoutCancel(ctx)
+		tx.AfterCommit(func() { Put(bg, c, key, value, opts...) })
 		return
 	}
 	drop := append(tagsFor(opts, value), alsoInvalidate(opts)...)
@@ -34,8 +41,13 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 // AfterWrite is the step of a //cache:invalidate method, run after the
 // wrapped method succeeded: it deletes the keys and every key that carries
 // one of the tags. Like Put it returns nothing; failures are logged and
-// counted.
+// counted. Inside a transaction (see WithTx) both run after the commit.
 func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
+	if tx, ok := TxFromContext(ctx); ok {
+		bg := context.WithoutCancel(ctx)
+		tx.AfterCommit(func() { c.AfterWrite(bg, keys, tags) })
+		return
+	}
 	var errs []error
 	if len(keys) > 0 {
 		errs = append(errs, c.Invalidate(ctx, keys...))

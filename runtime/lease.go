@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The scripts below touch one key each, so they are cluster safe.
+
+// leaseScript reads the key and, if it is empty, writes the caller's
+// placeholder with SET NX PX. Reply: {1, value} when a value is there,
+// {2, pttl} when another loader holds the lease, {3, now_ms} when the caller
+// got it (now_ms is the server's clock, to compare with tag invalidations).
+// KEYS[1] key; ARGV[1] placeholder; ARGV[2] lease ms.
+var leaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  if string.sub(v, 1, 2) == ARGV[1]:sub(1, 2) then return {2, redis.call('PTTL', KEYS[1])} end
+  return {1, v}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local t = redis.call('TIME')
+return {3, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+`)
+
+// casStoreScript stores a value only if the caller's placeholder is still
+// there. KEYS[1] key; ARGV[1] placeholder; ARGV[2] value; ARGV[3] ttl ms.
+var casStoreScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// releaseScript deletes the caller's placeholder, if still there.
+// KEYS[1] key; ARGV[1] placeholder.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// keepaliveScript extends the caller's placeholder, if still there.
+// KEYS[1] key; ARGV[1] placeholder; ARGV[2] lease ms.
+var keepaliveScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
+// refreshLockScript takes the refresh lock of a stale key with SET NX PX and
+// returns the server time, or 0 when another refresh runs.
+// KEYS[1] lock key; ARGV[1] token; ARGV[2] lock ms.
+var refreshLockScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+return 0
+`)
+
+// casRefreshScript replaces a stale envelope with a fresh value only if the
+// key still holds the same envelope (same stamp): an invalidation or a
+// write-through in between wins. KEYS[1] key; ARGV[1] the old envelope's
+// first bytes; ARGV[2] value; ARGV[3] ttl ms.
+var casRefreshScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// leaseState is the outcome of a lease attempt.
+type leaseState uint8
+
+const (
+	leaseGranted leaseState = iota + 1
+	leaseBusy               // another loader holds it
+	leaseValue              // the key holds a value already
+)
+
+// lease is a held placeholder.
+type lease struct {
+	full, token string
+	start       int64 // server time (unix ms) when it was granted
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// tryLease runs leaseScript. With leaseValue it returns the stored value;
+// with leaseBusy the remaining time of the other loader's lease.
+func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, string, time.Duration, error) {
+	token := newPlaceholder()
+	res, err := leaseScript.Run(ctx, c.client, []string{full}, token, ms(c.leaseTTL)).Slice()
+	if err != nil {
+		return 0, nil, "", 0, err
+	}
+	if len(res) != 2 {
+		return 0, nil, "", 0, fmt.Errorf("runtime: lease: unexpected reply %v", res)
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case 1:
+		s, _ := res[1].(string)
+		return leaseValue, nil, s, 0, nil
+	case 2:
+		pttl, _ := res[1].(int64)
+		return leaseBusy, nil, "", time.Duration(pttl) * time.Millisecond, nil
+	case 3:
+		now, _ := res[1].(int64)
+		return leaseGranted, &lease{full: full, token: token, start: now}, "", 0, nil
+	}
+	return 0, nil, "", 0, fmt.Errorf("runtime: lease: unexpected reply %v", res)
+}
+
+// release deletes the lease's placeholder (a failed or uncacheable load), so
+// that a waiter can take over at once.
+func (c *Cache) release(ctx context.Context, l *lease) {
+	if err := releaseScript.Run(ctx, c.client, []string{l.full}, l.token).Err(); err != nil {
+		c.redisError("release", l.full, err)
+	}
+}
+
+// keepAlive extends the lease every third of its TTL until the returned
+// function is called, so that a long load is not taken over by a waiter.
+func (c *Cache) keepAlive(ctx context.Context, l *lease) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := keepaliveScript.Run(ctx, c.client, []string{l.full}, l.token, ms(c.leaseTTL)).Err(); err != nil {
+					c.redisError("lease_keepalive", l.full, err)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}

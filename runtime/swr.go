@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/repocache/repocache/codec"
+)
+
+// refreshStale runs one background refresh of a stale key per process (and,
+// through a short Redis lock, one across processes) unless one is running.
+// A failed refresh is logged; the stale value keeps being served until the
+// SWR window ends (grace).
+func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run func(context.Context) error) {
+	call, leader := c.refresh.join(full)
+	if !leader {
+		return
+	}
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer func() {
+			call.finish(nil, nil)
+			c.refresh.forget(full, call)
+		}()
+		ctx, cancel := context.WithTimeout(bg, versionTTL-skewMargin)
+		defer cancel()
+		if err := run(ctx); err != nil {
+			c.log.Warn("repocache: stale-while-revalidate refresh failed; serving the stale value", "key", key, "err", err)
+		}
+	}()
+}
+
+// refresh reloads a stale key under its refresh lock and replaces the stale
+// envelope only if the key still holds it and none of the value's tags was
+// invalidated since the refresh began.
+func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load func(context.Context) (T, error), o callOptions, opts []CallOption) error {
+	lockKey := c.prefix + "#refresh:" + key
+	token := newPlaceholder()
+	start, err := refreshLockScript.Run(ctx, c.client, []string{lockKey}, token, ms(c.leaseTTL)).Int64()
+	if err != nil {
+		c.redisError("refresh_lock", key, err)
+		return err
+	}
+	if start == 0 {
+		return nil // another process refreshes it
+	}
+	l := &lease{full: lockKey, token: token, start: start}
+	defer c.release(ctx, l)
+	stop := c.keepAlive(ctx, l)
+	v, err := loadAndCount(ctx, c, key, load)
+	stop()
+	if err != nil {
+		return err
+	}
+	if isNilPointer(v) {
+		return nil
+	}
+	frame, err := codec.Marshal(c.codec, v)
+	if err != nil {
+		return err
+	}
+	ttl := o.expiry()
+	data := makeEnvelope(0, time.Now().Add(ttl), frame)
+	if tags := tagsFor(opts, v); len(tags) > 0 {
+		fresh, err := c.tagsUnchangedSince(ctx, full, ttl+o.swr, tags, start)
+		if err != nil || !fresh {
+			return err
+		}
+	}
+	ok, err := casRefreshScript.Run(ctx, c.client, []string{full}, stamp, data, ms(ttl+o.swr)).Int()
+	if err != nil {
+		return err
+	}
+	if ok == 1 {
+		c.stats.sets.Add(1)
+		c.observe(Event{Op: OpSet, Key: key})
+	}
+	return nil
+}
