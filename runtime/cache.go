@@ -64,6 +64,10 @@ type Cache struct {
 	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
 	pollMax  time.Duration
 	refresh  flightGroup // stale-while-revalidate refreshes in flight
+
+	// waiting, when set by a test, is called each time a distributed
+	// waiter finds the lease held by another loader.
+	waiting func()
 }
 
 // Option configures a Cache.

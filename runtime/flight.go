@@ -9,6 +9,7 @@ import "sync"
 type flightGroup struct {
 	mu    sync.Mutex
 	calls map[string]*flightCall
+	seq   uint64 // numbers the calls, under mu
 	// joined, when set by a test, is called after a follower joins a call.
 	joined func()
 }
@@ -17,6 +18,12 @@ type flightCall struct {
 	done chan struct{}
 	val  any
 	err  error
+	// gen numbers the call: a follower that began after it (see now) may
+	// get a value loaded before a write it has seen acknowledged.
+	gen uint64
+	// verified reports a value known to be as fresh as the cache: stored
+	// under its lease with no invalidation in between, or read from Redis.
+	verified bool
 }
 
 // join returns the call in flight for key, or registers a new one and
@@ -33,9 +40,18 @@ func (g *flightGroup) join(key string) (*flightCall, bool) {
 	if g.calls == nil {
 		g.calls = make(map[string]*flightCall)
 	}
-	c := &flightCall{done: make(chan struct{})}
+	g.seq++
+	c := &flightCall{done: make(chan struct{}), gen: g.seq}
 	g.calls[key] = c
 	return c, true
+}
+
+// now returns the number of the last call begun: calls with a greater
+// number began after this moment.
+func (g *flightGroup) now() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.seq
 }
 
 func (c *flightCall) finish(v any, err error) {

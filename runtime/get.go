@@ -144,12 +144,15 @@ func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 // key in this process (unless LockNone), and stores it under a lease.
 func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		return loadLeased(ctx, c, key, full, load, &o, opts)
+		v, err, _ := loadLeased(ctx, c, key, full, load, &o, opts)
+		return v, err
 	}
+	began := c.flight.now()
 	for {
 		call, leader := c.flight.join(full)
 		if leader {
-			v, err := loadLeased(ctx, c, key, full, load, &o, opts)
+			v, err, verified := loadLeased(ctx, c, key, full, load, &o, opts)
+			call.verified = verified
 			call.finish(v, err)
 			c.flight.forget(full, call)
 			return v, err
@@ -165,6 +168,14 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 		if isContextErr(call.err) && ctx.Err() == nil {
 			continue
 		}
+		// A load that began before this call did may predate a write
+		// that this caller has already seen acknowledged. Its answer is
+		// ours only if it was verified fresh (stored under its lease with
+		// no invalidation in between); else join a newer load, whose
+		// answer is then ours whatever it is.
+		if !call.verified && call.gen <= began {
+			continue
+		}
 		v, _ := call.val.(T)
 		return v, call.err
 	}
@@ -172,8 +183,10 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 
 // loadLeased takes the key's lease and loads; or, if another loader holds
 // the lease, waits for its value (LockDistributed) or loads without storing
-// (the other loader stores).
-func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
+// (the other loader stores). verified reports an answer known to be as
+// fresh as the cache: read from it, or stored under the lease with no
+// invalidation in between.
+func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (_ T, _ error, verified bool) {
 	wait := c.pollMin
 	for {
 		state, l, val, busyFor, err := c.tryLease(ctx, full)
@@ -181,19 +194,24 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		case err != nil:
 			if cerr := ctx.Err(); cerr != nil {
 				var zero T
-				return zero, cerr
+				return zero, cerr, false
 			}
 			c.redisError("lease", key, err)
-			return loadAndCount(ctx, c, key, load)
+			v, err := loadAndCount(ctx, c, key, load)
+			return v, err, false
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
 			// a write-through.
 			if v, cached, _, ok := decodeHit[T](ctx, c, key, full, val); ok {
-				return v, cached
+				return v, cached, true
 			}
 		case state == leaseBusy && o.lock != LockDistributed:
-			return loadAndCount(ctx, c, key, load)
+			v, err := loadAndCount(ctx, c, key, load)
+			return v, err, false
 		case state == leaseBusy:
+			if c.waiting != nil {
+				c.waiting()
+			}
 			// Poll until the holder stores its value, or its lease ends
 			// (it failed, or died: then we take over).
 			d := min(wait, max(busyFor, time.Millisecond))
@@ -203,7 +221,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			case <-ctx.Done():
 				t.Stop()
 				var zero T
-				return zero, ctx.Err()
+				return zero, ctx.Err(), false
 			case <-t.C:
 			}
 		default:
@@ -215,7 +233,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 // loadWithLease loads while keeping the lease alive and stores the result
 // if the lease is still ours and none of its tags was invalidated since the
 // lease was granted.
-func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (T, error) {
+func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (_ T, _ error, stored bool) {
 	bg := context.WithoutCancel(ctx)
 	stop := c.keepAlive(bg, l)
 	started := time.Now()
@@ -229,11 +247,12 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
 		c.release(bg, l)
 	default:
-		if serr := c.storeLeased(bg, key, l, data, ttl, tags); serr != nil {
+		var serr error
+		if stored, serr = c.storeLeased(bg, key, l, data, ttl, tags); serr != nil {
 			c.redisError("set", key, serr)
 		}
 	}
-	return v, err
+	return v, err, stored
 }
 
 // entryFor encodes what a load returned, if it is to be cached: a value (in

@@ -213,8 +213,8 @@ func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Du
 // storeLeased stores data under the lease's key if the lease is still held
 // (compare-and-set on the placeholder) and no tag of the value was
 // invalidated since the lease was granted. Otherwise the load raced with a
-// write: the value may be stale, and it is dropped.
-func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) error {
+// write: the value may be stale, and it is dropped. stored reports success.
+func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) (stored bool, err error) {
 	start := time.Now()
 	if len(tags) > 0 {
 		unchanged, err := c.tagsUnchangedSince(ctx, l.full, ttl, tags, l.start)
@@ -223,20 +223,20 @@ func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []by
 			if err == nil {
 				c.staleSetPrevented(key)
 			}
-			return err
+			return false, err
 		}
 	}
 	ok, err := casStoreScript.Run(ctx, c.client, []string{l.full}, l.token, data, ms(ttl)).Int()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if ok == 0 {
 		c.staleSetPrevented(key)
-		return nil
+		return false, nil
 	}
 	c.stats.sets.Add(1)
 	c.observe(Event{Op: OpSet, Key: key, Duration: time.Since(start)})
-	return nil
+	return true, nil
 }
 
 // staleSetPrevented counts a loaded value that was not stored because the

@@ -29,3 +29,9 @@ func inTx(ctx context.Context) bool {
 	_, ok := TxFromContext(ctx)
 	return ok
 }
+
+// afterCommit is the context that deferred work runs with: the request's
+// values, neither its cancellation nor its (finished) transaction.
+func afterCommit(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), txKey{}, nil)
+}

@@ -24,7 +24,7 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 		return
 	}
 	if tx, ok := TxFromContext(ctx); ok {
-		bg := context.WithoutCancel(ctx)
+		bg := afterCommit(ctx)
 		tx.AfterCommit(func() { Put(bg, c, key, value, opts...) })
 		return
 	}
@@ -44,7 +44,7 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 // counted. Inside a transaction (see WithTx) both run after the commit.
 func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
 	if tx, ok := TxFromContext(ctx); ok {
-		bg := context.WithoutCancel(ctx)
+		bg := afterCommit(ctx)
 		tx.AfterCommit(func() { c.AfterWrite(bg, keys, tags) })
 		return
 	}

@@ -142,6 +142,21 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 	t.Run("cluster", func(t *testing.T) { fn(t, Cluster(t)) })
 }
 
+// NewClient returns another client to b's server or cluster, with its own
+// connection pool, as another process would have; it is closed when t ends.
+func NewClient(t testing.TB, b *Backend) redis.UniversalClient {
+	t.Helper()
+	var c redis.UniversalClient
+	if b.Cluster {
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
+	} else {
+		opt := b.Client.(*redis.Client).Options()
+		c = redis.NewClient(opt)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // RequireReal skips t (or fails it under CI) when the backend is embedded.
 func (b *Backend) RequireReal(t testing.TB) {
 	t.Helper()
