@@ -1,0 +1,3 @@
+package p
+
+type Plain interface{ M() }
