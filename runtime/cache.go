@@ -43,7 +43,7 @@ var (
 	// error for which errors.Is(err, ErrNotFound) holds is stored for the
 	// Negative duration, and a hit on it returns ErrNotFound itself.
 	// runtime/orm's ErrNotFound is this value.
-	ErrNotFound = errors.New("runtime: not found")
+	ErrNotFound = errors.New("repocache: not found")
 )
 
 // Cache is a namespaced cache on one Redis client. It is safe for concurrent

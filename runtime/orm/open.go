@@ -1,0 +1,63 @@
+package orm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Open connects to the database at url:
+//
+//	""                                  an embedded SQLite database in memory (pure Go, no cgo)
+//	sqlite:PATH, file:PATH or PATH.db   an SQLite file
+//	postgres://… or postgresql://…      PostgreSQL
+//
+// It returns the driver's name ("sqlite" or "postgres") with the handle.
+// GORM's own logger is silenced; errors are returned.
+func Open(url string, opts ...gorm.Option) (*gorm.DB, string, error) {
+	cfg := &gorm.Config{Logger: logger.Default.LogMode(logger.Silent), TranslateError: true}
+	opts = append([]gorm.Option{cfg}, opts...)
+	var (
+		dial   gorm.Dialector
+		driver string
+	)
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		dial, driver = postgres.Open(url), "postgres"
+	case url == "":
+		// One connection: every connection to ":memory:" is its own
+		// database.
+		dial, driver = sqlite.Open("file::memory:?_pragma=foreign_keys(1)"), "sqlite"
+	case strings.HasPrefix(url, "sqlite:"):
+		dial, driver = sqlite.Open(strings.TrimPrefix(url, "sqlite:")), "sqlite"
+	case strings.HasPrefix(url, "file:"), strings.HasSuffix(url, ".db"):
+		dial, driver = sqlite.Open(url), "sqlite"
+	default:
+		return nil, "", fmt.Errorf("orm: unsupported database URL scheme in %q (want postgres:// or sqlite:)", redact(url))
+	}
+	db, err := gorm.Open(dial, opts...)
+	if err != nil {
+		return nil, "", fmt.Errorf("orm: open %s: %w", driver, err)
+	}
+	if url == "" {
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, "", err
+		}
+		sqlDB.SetMaxOpenConns(1)
+	}
+	return db, driver, nil
+}
+
+func redact(url string) string {
+	if at := strings.LastIndex(url, "@"); at >= 0 {
+		if i := strings.Index(url, "://"); i >= 0 && i < at {
+			return url[:i+3] + "xxxxx" + url[at:]
+		}
+	}
+	return url
+}
