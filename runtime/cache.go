@@ -64,6 +64,8 @@ type Cache struct {
 	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
 	pollMax  time.Duration
 	refresh  flightGroup // stale-while-revalidate refreshes in flight
+	skew     time.Duration // tolerated clock skew between servers; see WithClockSkew
+	skewSet  bool
 
 	// waiting, when set by a test, is called each time a distributed
 	// waiter finds the lease held by another loader.
@@ -119,6 +121,20 @@ func WithLockTTL(d time.Duration) Option {
 	}
 }
 
+// WithClockSkew sets the clock skew tolerated between Redis servers when a
+// loader checks whether a tag of its value was invalidated after it took its
+// lease (the two times come from the nodes of the key and of the tag). An
+// invalidation that close before the lease counts as after it: the value is
+// returned but not stored. The default is 0 on a single server (one clock)
+// and 50ms on a cluster or ring.
+func WithClockSkew(d time.Duration) Option {
+	return func(c *Cache) {
+		if d >= 0 {
+			c.skew, c.skewSet = d, true
+		}
+	}
+}
+
 // New returns a Cache on client. A *Client from NewClient, a *redis.Client
 // (standalone or Sentinel failover), a *redis.ClusterClient and a
 // *redis.Ring all work.
@@ -137,12 +153,10 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		o(c)
 	}
 	c.prefix = c.ns + ":"
-	switch u := unwrapClient(client).(type) {
-	case *redis.Client:
-		c.perKey = false
-	default:
-		_ = u
-		c.perKey = true
+	_, single := unwrapClient(client).(*redis.Client)
+	c.perKey = !single
+	if !c.skewSet && c.perKey {
+		c.skew = 50 * time.Millisecond
 	}
 	c.errLog.every = time.Second
 	return c

@@ -243,7 +243,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	switch {
 	case !ok:
 		c.release(bg, l)
-	case time.Since(started) > versionTTL-skewMargin:
+	case time.Since(started) > maxLoad:
 		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
 		c.release(bg, l)
 	default:

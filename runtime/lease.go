@@ -13,8 +13,9 @@ import (
 
 // leaseScript reads the key and, if it is empty, writes the caller's
 // placeholder with SET NX PX. Reply: {1, value} when a value is there,
-// {2, pttl} when another loader holds the lease, {3, now_ms} when the caller
-// got it (now_ms is the server's clock, to compare with tag invalidations).
+// {2, pttl} when another loader holds the lease, {3, now} when the caller
+// got it (now is the server's clock in milliseconds with microseconds as a
+// fraction, as a string, to compare with tag invalidations).
 // KEYS[1] key; ARGV[1] placeholder; ARGV[2] lease ms.
 var leaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
@@ -24,7 +25,7 @@ if v then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local t = redis.call('TIME')
-return {3, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+return {3, string.format('%.3f', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)}
 `)
 
 // casStoreScript stores a value only if the caller's placeholder is still
@@ -52,14 +53,15 @@ return 0
 `)
 
 // refreshLockScript takes the refresh lock of a stale key with SET NX PX and
-// returns the server time, or 0 when another refresh runs.
+// returns the server time (as leaseScript does), or "0" when another
+// refresh runs.
 // KEYS[1] lock key; ARGV[1] token; ARGV[2] lock ms.
 var refreshLockScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return string.format('%.3f', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
 end
-return 0
+return '0'
 `)
 
 // casRefreshScript replaces a stale envelope with a fresh value only if the
@@ -87,7 +89,7 @@ const (
 // lease is a held placeholder.
 type lease struct {
 	full, token string
-	start       int64 // server time (unix ms) when it was granted
+	start       float64 // server time (unix ms, µs fraction) when it was granted
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -112,8 +114,12 @@ func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, 
 		pttl, _ := res[1].(int64)
 		return leaseBusy, nil, "", time.Duration(pttl) * time.Millisecond, nil
 	case 3:
-		now, _ := res[1].(int64)
-		return leaseGranted, &lease{full: full, token: token, start: now}, "", 0, nil
+		now, _ := res[1].(string)
+		start, err := strconv.ParseFloat(now, 64)
+		if err != nil {
+			return 0, nil, "", 0, fmt.Errorf("runtime: lease: server time %q: %w", now, err)
+		}
+		return leaseGranted, &lease{full: full, token: token, start: start}, "", 0, nil
 	}
 	return 0, nil, "", 0, fmt.Errorf("runtime: lease: unexpected reply %v", res)
 }

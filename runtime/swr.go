@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/repocache/repocache/codec"
@@ -22,7 +23,7 @@ func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run f
 			call.finish(nil, nil)
 			c.refresh.forget(full, call)
 		}()
-		ctx, cancel := context.WithTimeout(bg, versionTTL-skewMargin)
+		ctx, cancel := context.WithTimeout(bg, maxLoad)
 		defer cancel()
 		if err := run(ctx); err != nil {
 			c.log.Warn("repocache: stale-while-revalidate refresh failed; serving the stale value", "key", key, "err", err)
@@ -36,13 +37,14 @@ func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run f
 func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load func(context.Context) (T, error), o callOptions, opts []CallOption) error {
 	lockKey := c.prefix + "#refresh:" + key
 	token := newPlaceholder()
-	start, err := refreshLockScript.Run(ctx, c.client, []string{lockKey}, token, ms(c.leaseTTL)).Int64()
+	reply, err := refreshLockScript.Run(ctx, c.client, []string{lockKey}, token, ms(c.leaseTTL)).Text()
 	if err != nil {
 		c.redisError("refresh_lock", key, err)
 		return err
 	}
-	if start == 0 {
-		return nil // another process refreshes it
+	start, err := strconv.ParseFloat(reply, 64)
+	if err != nil || start == 0 {
+		return err // "0": another process refreshes it
 	}
 	l := &lease{full: lockKey, token: token, start: start}
 	defer c.release(ctx, l)

@@ -46,12 +46,9 @@ const (
 	// against clock skew between cluster nodes.
 	tagMargin = time.Second
 	// versionTTL is how long a tag remembers its last invalidation. A load
-	// that takes longer than versionTTL - skewMargin is not stored.
+	// that takes longer than maxLoad is not stored.
 	versionTTL = time.Minute
-	// skewMargin is the clock skew tolerated between the node that granted
-	// a lease and the node of a tag: an invalidation this close before the
-	// lease counts as after it.
-	skewMargin = 100 * time.Millisecond
+	maxLoad    = versionTTL - 5*time.Second
 	// versionMember is the member of a tag set that records the tag's last
 	// invalidation; it is never a key (keys start with the namespace).
 	versionMember = "#v"
@@ -59,7 +56,7 @@ const (
 
 // tagAddScript: KEYS[1] the tag set; ARGV[1] the member's TTL in ms;
 // ARGV[2..] members. Returns the "#v" score (the last invalidation's time
-// plus versionTTL) or 0.
+// plus versionTTL, in ms with a µs fraction) as a string, or "0".
 var tagAddScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,22 +67,23 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[i]) end
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%d', tonumber(top[2]))) end
 local v = redis.call('ZSCORE', KEYS[1], '` + versionMember + `')
-if v then return tonumber(v) end
-return 0
+if v then return v end
+return '0'
 `)
 
 // tagDropScript: KEYS[1] the tag set; KEYS[2] its drain key (same slot);
 // ARGV[1] versionTTL in ms. Moves the set to the drain key and starts a new
-// set holding only the invalidation's time. Returns 1 if there was a set.
+// set holding only the invalidation's time (ms with a µs fraction: scores
+// are doubles, exact to well below a µs). Returns 1 if there was a set.
 var tagDropScript = redis.NewScript(`
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local moved = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('RENAME', KEYS[1], KEYS[2])
   moved = 1
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), '` + versionMember + `')
+redis.call('ZADD', KEYS[1], string.format('%.3f', now + tonumber(ARGV[1])), '` + versionMember + `')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return moved
 `)
@@ -186,7 +184,7 @@ func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 // ms, of the lease), less the tolerated clock skew. Adding first and checking
 // in the same script closes the race: an invalidation either comes before
 // the add (and the check sees it) or after (and its drain sees the key).
-func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Duration, tags []string, start int64) (bool, error) {
+func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Duration, tags []string, start float64) (bool, error) {
 	memberTTL := ms(ttl + tagMargin)
 	pipe := c.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(tags))
@@ -196,14 +194,18 @@ func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Du
 	_, _ = pipe.Exec(ctx)
 	unchanged := true
 	for i, cmd := range cmds {
-		v, err := cmd.Int64()
+		v, err := cmd.Text()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			v, err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Int64()
+			v, err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Text()
 		}
 		if err != nil {
 			return false, fmt.Errorf("tag %q: %w", tags[i], err)
 		}
-		if v != 0 && v-versionTTL.Milliseconds() >= start-skewMargin.Milliseconds() {
+		score, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false, fmt.Errorf("tag %q: invalidation time %q: %w", tags[i], v, err)
+		}
+		if score != 0 && score-float64(versionTTL.Milliseconds()) >= start-float64(c.skew.Microseconds())/1000 {
 			unchanged = false
 		}
 	}
