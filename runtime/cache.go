@@ -63,7 +63,7 @@ type Cache struct {
 	leaseTTL time.Duration // lifetime of a loader's placeholder, kept alive while it loads
 	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
 	pollMax  time.Duration
-	refresh  flightGroup // stale-while-revalidate refreshes in flight
+	refresh  flightGroup   // stale-while-revalidate refreshes in flight
 	skew     time.Duration // tolerated clock skew between servers; see WithClockSkew
 	skewSet  bool
 
