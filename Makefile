@@ -8,11 +8,22 @@ BENCHCOUNT ?= 10
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: demo test lint fuzz bench generate check-generate
+.PHONY: demo test lint fuzz bench bench-compare generate check-generate
 
-## demo: the main job: run the example against REDIS_URL or an embedded Redis
+## demo: the main job: generate, then run the workspaces example on the
+## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
+## DEMOFLAGS=-serve keeps it serving
 demo:
-	$(GO) run ./examples/quickstart
+	$(GO) generate ./examples/workspaces
+	$(GO) run ./examples/workspaces/cmd/demo $(DEMOFLAGS)
+
+## generate: rerun every go:generate line (cachegen, mockgen)
+generate:
+	$(GO) generate ./...
+
+## check-generate: fail if generated files differ from what is committed
+check-generate: generate
+	@git diff --exit-code --stat -- $$(git grep -l '^// Code generated' -- '*.go') || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 ## test: every test, against real Redis (REDIS_URL, else a throwaway
 ## redis-server, else embedded miniredis) and a local Redis Cluster

@@ -47,8 +47,8 @@ Example, in the file that declares the interface:
 		Delete(ctx context.Context, id int64) error
 	}
 
-then run go generate ./... (or, with a tool line in go.mod, use
-//go:generate go tool cachegen).
+then run go generate ./... (or, with a tool line in go.mod, write the
+directive as: //go:generate go tool cachegen).
 
 Flags:
 `

@@ -1,0 +1,212 @@
+package workspaces
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/repocache/repocache/runtime"
+	"github.com/repocache/repocache/runtime/orm"
+)
+
+// Server is the HTTP API over a Repository (normally the cached one).
+type Server struct {
+	repo  Repository
+	cache *runtime.Cache
+	log   *slog.Logger
+}
+
+// NewServer returns the API; cache is used for GET /stats only.
+func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger) *Server {
+	return &Server{repo: repo, cache: cache, log: log}
+}
+
+// Handler routes the API:
+//
+//	GET    /workspaces/{id}                  a workspace
+//	PATCH  /workspaces/{id}                  {"plan": "..."}
+//	GET    /workspaces/{id}/members          its members
+//	GET    /workspaces/{id}/projects         its projects
+//	POST   /workspaces/{id}/projects         {"name": "..."}
+//	DELETE /workspaces/{id}/projects/{pid}   delete a project
+//	GET    /projects/{id}                    a project
+//	GET    /projects?ids=1,2,3               several projects (a batch get)
+//	PATCH  /projects/{id}                    {"name": "..."}
+//	GET    /stats                            the cache's counters
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /workspaces/{id}", s.getWorkspace)
+	mux.HandleFunc("PATCH /workspaces/{id}", s.patchWorkspace)
+	mux.HandleFunc("GET /workspaces/{id}/members", s.listMembers)
+	mux.HandleFunc("GET /workspaces/{id}/projects", s.listProjects)
+	mux.HandleFunc("POST /workspaces/{id}/projects", s.createProject)
+	mux.HandleFunc("DELETE /workspaces/{id}/projects/{pid}", s.deleteProject)
+	mux.HandleFunc("GET /projects/{id}", s.getProject)
+	mux.HandleFunc("GET /projects", s.getProjects)
+	mux.HandleFunc("PATCH /projects/{id}", s.patchProject)
+	mux.HandleFunc("GET /stats", s.stats)
+	return mux
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	ws, err := s.repo.FindWorkspace(r.Context(), id)
+	s.reply(w, ws, err)
+}
+
+func (s *Server) patchWorkspace(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	var in struct {
+		Plan string `json:"plan"`
+	}
+	if !s.decode(w, r, &in) {
+		return
+	}
+	ws, err := s.repo.UpdatePlan(r.Context(), id, in.Plan)
+	s.reply(w, ws, err)
+}
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	ms, err := s.repo.ListMembers(r.Context(), id)
+	s.reply(w, ms, err)
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	ps, err := s.repo.ListProjects(r.Context(), id)
+	s.reply(w, ps, err)
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	var in NewProject
+	if !s.decode(w, r, &in) {
+		return
+	}
+	in.WorkspaceID = id
+	p, err := s.repo.CreateProject(r.Context(), in)
+	if err == nil {
+		w.WriteHeader(http.StatusCreated)
+	}
+	s.reply(w, p, err)
+}
+
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
+	ws, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	pid, ok := s.id(w, r, "pid")
+	if !ok {
+		return
+	}
+	if err := s.repo.DeleteProject(r.Context(), ws, pid); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	p, err := s.repo.FindProject(r.Context(), id)
+	s.reply(w, p, err)
+}
+
+func (s *Server) getProjects(w http.ResponseWriter, r *http.Request) {
+	var ids []int64
+	for f := range strings.SplitSeq(r.URL.Query().Get("ids"), ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || id <= 0 {
+			http.Error(w, "ids must be a comma-separated list of positive integers", http.StatusBadRequest)
+			return
+		}
+		ids = append(ids, id)
+	}
+	ps, err := s.repo.FindProjects(r.Context(), ids)
+	s.reply(w, ps, err)
+}
+
+func (s *Server) patchProject(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.id(w, r, "id")
+	if !ok {
+		return
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if !s.decode(w, r, &in) {
+		return
+	}
+	p, err := s.repo.RenameProject(r.Context(), id, in.Name)
+	s.reply(w, p, err)
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cache.Stats(r.Context())
+	if err != nil {
+		s.log.Warn("stats: server info unavailable", "err", err)
+	}
+	s.reply(w, st, nil)
+}
+
+func (s *Server) id(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		http.Error(w, name+" must be a positive integer", http.StatusBadRequest)
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		http.Error(w, "bad JSON body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
+	switch {
+	case errors.Is(err, orm.ErrNotFound):
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	case errors.Is(err, ErrInvalid):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, context.Canceled):
+		return
+	case err != nil:
+		s.log.Error("request failed", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
