@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -18,7 +17,8 @@ import (
 // slot, pipelined); load is called once, with the ids that missed only
 // (each once, in their first order); each loaded element is stored under
 // the key of idOf(element) with the call's tags, ResultTags computed from
-// that element alone.
+// that element alone. Like GetCached, each miss is stored under a lease, so
+// that an invalidation while the batch loads is never undone by its store.
 //
 // The result keeps the order of ids (an id given twice appears twice); ids
 // that neither the cache nor load produced are absent. As with GetCached, a
@@ -53,60 +53,31 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		raw = nil
 	}
 	found := make(map[ID]T, len(ids))
-	var missing []ID
-	var bad []string
+	absent := make(map[ID]bool) // a cached not-found
+	var missing []int           // indexes into ids, each id once
 	for i, id := range ids {
-		if _, seen := found[id]; seen {
+		if _, ok := found[id]; ok || absent[id] || containsID(ids, missing, id) {
 			continue
 		}
 		if raw != nil && raw[i] != nil {
-			s := *raw[i]
-			v, derr := codec.Unmarshal[T](c.codec, unsafe.Slice(unsafe.StringData(s), len(s)))
-			if derr == nil {
-				found[id] = v
+			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i])
+			if ok {
 				c.stats.hits.Add(1)
 				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start)})
+				if cached != nil || isNilPointer(v) {
+					absent[id] = true
+				} else {
+					found[id] = v
+				}
 				continue
 			}
-			c.stats.decodeErrors.Add(1)
-			c.observe(Event{Op: OpDecodeError, Key: keys[i], Err: derr})
-			bad = append(bad, full[i])
 		}
-		if !contains(missing, id) {
-			missing = append(missing, id)
-			c.miss(keys[i], start)
-		}
-	}
-	if len(bad) > 0 {
-		c.log.Info("repocache: undecodable cache entries deleted", "count", len(bad), "first", bad[0])
-		if _, err := c.unlink(context.WithoutCancel(ctx), bad); err != nil {
-			c.redisError("unlink", bad[0], err)
-		}
+		missing = append(missing, i)
+		c.miss(keys[i], start)
 	}
 	if len(missing) > 0 {
-		loaded, err := loadAndCount(ctx, c, keys[0], func(ctx context.Context) ([]T, error) { return load(ctx, missing) })
-		if err != nil {
+		if err := loadBatch(ctx, c, ids, keys, full, missing, raw == nil, found, idOf, load, &o, opts); err != nil {
 			return nil, err
-		}
-		entries := make([]entry, 0, len(loaded))
-		for _, v := range loaded {
-			id := idOf(v)
-			found[id] = v
-			if raw == nil || isNilPointer(v) { // Redis is failing, or nothing to store
-				continue
-			}
-			data, err := codec.Marshal(c.codec, v)
-			if err != nil {
-				c.log.Error("repocache: value not cached: encode failed", "key", key(id), "err", err)
-				continue
-			}
-			k := key(id)
-			entries = append(entries, entry{key: k, full: c.prefix + k, data: data, ttl: o.expiry(), tags: tagsFor(opts, v)})
-		}
-		if len(entries) > 0 {
-			if err := c.storeMany(context.WithoutCancel(ctx), entries); err != nil {
-				c.redisError("set", entries[0].key, err)
-			}
 		}
 	}
 	out := make([]T, 0, len(ids))
@@ -118,13 +89,111 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	return out, nil
 }
 
-func contains[ID comparable](s []ID, id ID) bool {
-	for _, x := range s {
-		if x == id {
+func containsID[ID comparable](ids []ID, idx []int, id ID) bool {
+	for _, i := range idx {
+		if ids[i] == id {
 			return true
 		}
 	}
 	return false
+}
+
+// loadBatch leases the missing keys in one pipeline, loads the ids that no
+// other loader stored meanwhile in one call, and stores each loaded element
+// under its lease, as loadWithLease does for one key: an element whose key
+// or tags were invalidated while it loaded is returned but not stored.
+func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, keys, full []string, missing []int, redisDown bool,
+	found map[ID]T, idOf func(T) ID, load func(context.Context, []ID) ([]T, error), o *callOptions, opts []CallOption) error {
+	bg := context.WithoutCancel(ctx)
+	leases := make(map[ID]*lease, len(missing))
+	keyOf := make(map[ID]int, len(missing))
+	var toLoad []ID
+	if redisDown {
+		for _, i := range missing {
+			toLoad = append(toLoad, ids[i])
+		}
+	} else {
+		calls := make([]scriptCall, len(missing))
+		tokens := make([]string, len(missing))
+		for n, i := range missing {
+			tokens[n] = newPlaceholder()
+			calls[n] = scriptCall{leaseScript, []string{full[i]}, []any{tokens[n], ms(c.leaseTTL)}}
+		}
+		for n, cmd := range c.runScripts(ctx, calls) {
+			i := missing[n]
+			id := ids[i]
+			keyOf[id] = i
+			res, err := cmd.Slice()
+			var (
+				state leaseState
+				l     *lease
+				val   string
+			)
+			if err == nil {
+				state, l, val, _, err = parseLease(full[i], tokens[n], res)
+			}
+			switch {
+			case err != nil:
+				c.redisError("lease", keys[i], err)
+			case state == leaseGranted:
+				leases[id] = l
+			case state == leaseValue:
+				if v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], val); ok {
+					if cached == nil && !isNilPointer(v) {
+						found[id] = v
+					}
+					continue
+				}
+			}
+			toLoad = append(toLoad, id)
+		}
+	}
+	releaseAll := func() {
+		for _, l := range leases {
+			c.release(bg, l)
+		}
+	}
+	if len(toLoad) == 0 {
+		return nil
+	}
+	started := time.Now()
+	loaded, err := loadAndCount(ctx, c, keys[missing[0]], func(ctx context.Context) ([]T, error) { return load(ctx, toLoad) })
+	if err != nil {
+		releaseAll()
+		return err
+	}
+	var (
+		entries []entry
+		owned   []*lease
+	)
+	for _, v := range loaded {
+		id := idOf(v)
+		found[id] = v
+		l := leases[id]
+		if l == nil || isNilPointer(v) {
+			continue
+		}
+		data, err := codec.Marshal(c.codec, v)
+		if err != nil {
+			c.log.Error("repocache: value not cached: encode failed", "key", keys[keyOf[id]], "err", err)
+			continue
+		}
+		delete(leases, id)
+		entries = append(entries, entry{key: keys[keyOf[id]], full: l.full, data: data, ttl: o.expiry(), tags: tagsFor(opts, v)})
+		owned = append(owned, l)
+	}
+	releaseAll() // ids that load did not return
+	if len(entries) == 0 {
+		return nil
+	}
+	if time.Since(started) > maxLoad {
+		for _, l := range owned {
+			c.release(bg, l)
+		}
+		return nil
+	}
+	c.storeLeasedMany(bg, entries, owned)
+	return nil
 }
 
 // mget reads full keys in one round trip: one MGET on a standalone server,

@@ -417,3 +417,56 @@ func TestTransactions(t *testing.T) {
 		t.Fatalf("after the commit got %q, want the written-through value", got)
 	}
 }
+
+// TestNoStaleSetInBatch: a batch load races with an invalidation of one of
+// its elements; that element is returned but not stored, the others are.
+// A placeholder of another loader found by the batch is left alone.
+func TestNoStaleSetInBatch(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := quietCache(b, WithClockSkew(0))
+		other := quietCache(b)
+		// Another loader holds the lease of id 3.
+		if st, _, _, _, err := other.tryLease(ctx, other.RedisKey("p:3")); err != nil || st != leaseGranted {
+			t.Fatalf("lease: %v %v", st, err)
+		}
+		key := func(id int) string { return fmt.Sprint("p:", id) }
+		idOf := func(r row) int { return r.ID }
+		tags := ResultTags(func(r row) []string { return []string{key(r.ID)} })
+		loading, release := make(chan struct{}), make(chan struct{})
+		done := make(chan []row)
+		go func() {
+			rows, err := GetBatch(ctx, c, []int{1, 2, 3}, key, idOf, func(_ context.Context, ids []int) ([]row, error) {
+				close(loading)
+				<-release
+				var out []row
+				for _, id := range ids {
+					out = append(out, row{id, 1})
+				}
+				return out, nil
+			}, TTL(time.Minute), tags)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- rows
+		}()
+		<-loading
+		if err := c.InvalidateTags(ctx, "p:2"); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		if rows := <-done; len(rows) != 3 {
+			t.Fatalf("batch returned %v", rows)
+		}
+		stored := func(id int) bool { return b.Client.Exists(ctx, c.RedisKey(key(id))).Val() == 1 }
+		raw, _ := b.Client.Get(ctx, c.RedisKey("p:3")).Result()
+		switch {
+		case !stored(1):
+			t.Error("element 1 was not stored")
+		case stored(2):
+			t.Error("element 2 was stored although its tag was invalidated while it loaded")
+		case parseEntry(raw).kind != kindPlaceholder:
+			t.Error("the other loader's placeholder for element 3 was replaced or deleted")
+		}
+	})
+}

@@ -39,7 +39,7 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 	s, err := c.client.Get(ctx, full).Result()
 	switch {
 	case err == nil:
-		v, cached, stale, ok := decodeHit[T](ctx, c, key, full, s)
+		v, stale, ok, cached := decodeHit[T](ctx, c, key, full, s)
 		if ok {
 			d := time.Since(start)
 			c.stats.hits.Add(1)
@@ -76,33 +76,33 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 // placeholder (someone is loading) or an undecodable entry, which it
 // deletes. cached is a cached not-found error; stale reports an envelope
 // past its freshness.
-func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string) (v T, cached error, stale, ok bool) {
+func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string) (v T, stale, ok bool, cached error) {
 	e := parseEntry(s)
 	var err error
 	switch e.kind {
 	case kindValue:
 		if v, err = codec.Unmarshal[T](c.codec, e.frame); err == nil {
-			return v, nil, false, true
+			return v, false, true, nil
 		}
 	case kindEnvelope:
 		stale = e.freshUntil < time.Now().UnixMilli()
 		switch {
 		case e.flags&flagNotFound != 0:
-			return v, ErrNotFound, stale, true
+			return v, stale, true, ErrNotFound
 		case e.flags&flagNilResult != 0:
-			return v, nil, stale, true
+			return v, stale, true, nil
 		}
 		if v, err = codec.Unmarshal[T](c.codec, e.frame); err == nil {
-			return v, nil, stale, true
+			return v, stale, true, nil
 		}
 	case kindPlaceholder:
-		return v, nil, false, false
+		return v, false, false, nil
 	default:
 		err = fmt.Errorf("%w: not a cache entry", codec.ErrForeign)
 	}
 	c.decodeError(ctx, key, full, err)
 	var zero T
-	return zero, nil, false, false
+	return zero, false, false, nil
 }
 
 // Set stores value under key for the TTL (plus jitter) with the tags: the
@@ -202,7 +202,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
 			// a write-through.
-			if v, cached, _, ok := decodeHit[T](ctx, c, key, full, val); ok {
+			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val); ok {
 				return v, cached, true
 			}
 		case state == leaseBusy && o.lock != LockDistributed:

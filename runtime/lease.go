@@ -102,6 +102,10 @@ func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, 
 	if err != nil {
 		return 0, nil, "", 0, err
 	}
+	return parseLease(full, token, res)
+}
+
+func parseLease(full, token string, res []any) (leaseState, *lease, string, time.Duration, error) {
 	if len(res) != 2 {
 		return 0, nil, "", 0, fmt.Errorf("runtime: lease: unexpected reply %v", res)
 	}
@@ -122,6 +126,32 @@ func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, 
 		return leaseGranted, &lease{full: full, token: token, start: start}, "", 0, nil
 	}
 	return 0, nil, "", 0, fmt.Errorf("runtime: lease: unexpected reply %v", res)
+}
+
+// scriptCall is one script run of a pipeline.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// runScripts runs the calls in one pipeline with EVALSHA, then runs again
+// with EVAL (through Script.Run) any that the server did not know yet
+// (NOSCRIPT: first use since a restart or SCRIPT FLUSH). The commands are
+// returned in order, each with its own result or error.
+func (c *Cache) runScripts(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, sc := range calls {
+		cmds[i] = sc.script.EvalSha(ctx, pipe, sc.keys, sc.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			cmds[i] = calls[i].script.Run(ctx, c.client, calls[i].keys, calls[i].args...)
+		}
+	}
+	return cmds
 }
 
 // release deletes the lease's placeholder (a failed or uncacheable load), so

@@ -241,6 +241,55 @@ func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []by
 	return true, nil
 }
 
+// storeLeasedMany is storeLeased for many entries, in two pipelines: the
+// tagging scripts of every entry, then the compare-and-sets of the entries
+// whose tags were not invalidated (and releases of the others).
+func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease) {
+	start := time.Now()
+	var calls []scriptCall
+	var owner []int
+	for i, e := range entries {
+		for _, t := range e.tags {
+			calls = append(calls, scriptCall{tagAddScript, []string{c.tagKey(t)}, []any{ms(e.ttl + tagMargin), e.full}})
+			owner = append(owner, i)
+		}
+	}
+	conflict := make([]bool, len(entries))
+	for n, cmd := range c.runScripts(ctx, calls) {
+		i := owner[n]
+		v, err := cmd.Text()
+		if err != nil {
+			c.redisError("tag", entries[i].key, err)
+			conflict[i] = true
+			continue
+		}
+		if score, err := strconv.ParseFloat(v, 64); err != nil || score != 0 &&
+			score-float64(versionTTL.Milliseconds()) >= leases[i].start-float64(c.skew.Microseconds())/1000 {
+			conflict[i] = true
+		}
+	}
+	calls = calls[:0]
+	for i, e := range entries {
+		if conflict[i] {
+			calls = append(calls, scriptCall{releaseScript, []string{e.full}, []any{leases[i].token}})
+		} else {
+			calls = append(calls, scriptCall{casStoreScript, []string{e.full}, []any{leases[i].token, e.data, ms(e.ttl)}})
+		}
+	}
+	for i, cmd := range c.runScripts(ctx, calls) {
+		n, err := cmd.Int()
+		switch {
+		case err != nil:
+			c.redisError("set", entries[i].key, err)
+		case conflict[i] || n == 0:
+			c.staleSetPrevented(entries[i].key)
+		default:
+			c.stats.sets.Add(1)
+			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start)})
+		}
+	}
+}
+
 // staleSetPrevented counts a loaded value that was not stored because the
 // key or one of its tags was invalidated while it loaded.
 func (c *Cache) staleSetPrevented(key string) {
