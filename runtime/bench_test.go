@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,4 +99,112 @@ func BenchmarkHit(b *testing.B) {
 		}
 		reportCPU(b, start)
 	})
+}
+
+// BenchmarkBatch compares GetBatch of 100 ids, all hits, with a raw MGET of
+// the same 100 keys and a MessagePack decode of each value.
+func BenchmarkBatch(b *testing.B) {
+	backend := redistest.Standalone(b)
+	ctx := context.Background()
+	c := runtime.New(backend.Client, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard))
+	v := newBenchValue()
+	ids := make([]int, 100)
+	rawKeys := make([]string, 100)
+	key := func(id int) string { return "ws:" + strconv.Itoa(id) }
+	raw, _ := msgpack.Marshal(v)
+	for i := range ids {
+		ids[i] = i
+		val := v
+		val.MemberCount = i
+		if err := runtime.Set(ctx, c, key(i), val, runtime.TTL(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		rawKeys[i] = backend.Key("raw:" + key(i))
+		backend.Client.Set(ctx, rawKeys[i], raw, time.Hour)
+	}
+	idOf := func(v benchValue) int { return v.MemberCount }
+	load := func(context.Context, []int) ([]benchValue, error) {
+		b.Fatal("loader called on an all-hit batch")
+		return nil, nil
+	}
+	b.Run("impl=raw-mget-msgpack", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		for b.Loop() {
+			vals, err := backend.Client.MGet(ctx, rawKeys...).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := make([]benchValue, 0, len(vals))
+			for _, x := range vals {
+				var v benchValue
+				if err := msgpack.Unmarshal([]byte(x.(string)), &v); err != nil {
+					b.Fatal(err)
+				}
+				out = append(out, v)
+			}
+		}
+		reportCPU(b, start)
+	})
+	b.Run("impl=GetBatch", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		for b.Loop() {
+			out, err := runtime.GetBatch(ctx, c, ids, key, idOf, load, runtime.TTL(time.Hour))
+			if err != nil || len(out) != 100 {
+				b.Fatal(len(out), err)
+			}
+		}
+		reportCPU(b, start)
+	})
+}
+
+// BenchmarkStaleHit is the stale-while-revalidate path: a stale value is
+// served at once and a background refresh runs (one at a time; most
+// iterations find one in flight).
+func BenchmarkStaleHit(b *testing.B) {
+	backend := redistest.Standalone(b)
+	ctx := context.Background()
+	c := runtime.New(backend.Client, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard))
+	v := newBenchValue()
+	// A TTL of 1ms makes every stored value stale at once; SWR keeps it
+	// for an hour.
+	opts := []runtime.CallOption{runtime.TTL(time.Millisecond), runtime.SWR(time.Hour)}
+	load := func(context.Context) (benchValue, error) { return v, nil }
+	if _, err := runtime.GetCached(ctx, c, "stale", load, opts...); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		if _, err := runtime.GetCached(ctx, c, "stale", load, opts...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
+
+// BenchmarkDistributedMiss is a miss with lock=distributed: GET, lease,
+// load, compare-and-set, against a plain miss with the local lock.
+func BenchmarkDistributedMiss(b *testing.B) {
+	backend := redistest.Standalone(b)
+	ctx := context.Background()
+	c := runtime.New(backend.Client, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard))
+	v := newBenchValue()
+	load := func(context.Context) (benchValue, error) { return v, nil }
+	for _, lock := range []runtime.LockMode{runtime.LockLocal, runtime.LockDistributed} {
+		name := map[runtime.LockMode]string{runtime.LockLocal: "lock=local", runtime.LockDistributed: "lock=distributed"}[lock]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			start := cpuTime()
+			for b.Loop() {
+				i++
+				if _, err := runtime.GetCached(ctx, c, "miss:"+name+":"+strconv.Itoa(i), load, runtime.TTL(time.Minute), runtime.Lock(lock)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
 }
