@@ -205,6 +205,7 @@ func TestDistributedTakeoverWhenHolderFails(t *testing.T) {
 // expires.
 func TestDistributedTakeoverWhenHolderDies(t *testing.T) {
 	b := redistest.Standalone(t)
+	b.RequireReal(t) // miniredis expires keys only when told to
 	ctx := context.Background()
 	dead := quietCache(b, WithLockTTL(200*time.Millisecond))
 	if st, _, _, _, err := dead.tryLease(ctx, dead.RedisKey("k")); err != nil || st != leaseGranted {
@@ -221,6 +222,7 @@ func TestDistributedTakeoverWhenHolderDies(t *testing.T) {
 // is not taken over, because the holder keeps the lease alive.
 func TestLongLoadKeepsItsLease(t *testing.T) {
 	b := redistest.Standalone(t)
+	b.RequireReal(t) // miniredis expires keys only when told to
 	ctx := context.Background()
 	const lease = 150 * time.Millisecond
 	holder, waiter := quietCache(b, WithLockTTL(lease)), quietCache(b, WithLockTTL(lease))

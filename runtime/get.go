@@ -49,9 +49,7 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 				c.stats.stale.Add(1)
 				c.observe(Event{Op: OpStale, Key: key})
 				if o.swr > 0 {
-					c.refreshStale(ctx, key, full, s[:stampEnd], func(ctx context.Context) error {
-						return refresh(ctx, c, key, full, s[:stampEnd], load, o, opts)
-					})
+					startRefresh(ctx, c, key, full, s[:stampEnd], load, o, opts)
 				}
 			}
 			return v, cached

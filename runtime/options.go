@@ -25,10 +25,31 @@ const (
 // values, so passing them allocates nothing.
 type CallOption struct {
 	kind optKind
-	d    time.Duration
-	tags []string
 	lock LockMode
-	fn   any // ResultTags: a func(T) []string
+	n    uint8 // tags held inline
+	d    time.Duration
+	// Up to four tags are held inline, so that an option refers to no
+	// array of the caller's: a copy of the options that outlives the call
+	// (a stale-while-revalidate refresh) then moves nothing of the
+	// caller's to the heap.
+	inline [4]string
+	more   []string
+	fn     any // ResultTags: a func(T) []string
+}
+
+func tagOption(kind optKind, tags []string) CallOption {
+	o := CallOption{kind: kind}
+	o.n = uint8(copy(o.inline[:], tags))
+	if len(tags) > len(o.inline) {
+		o.more = append([]string(nil), tags[len(o.inline):]...)
+	}
+	return o
+}
+
+// tagList appends the option's tags to dst.
+func (o *CallOption) tagList(dst []string) []string {
+	dst = append(dst, o.inline[:o.n]...)
+	return append(dst, o.more...)
 }
 
 type optKind uint8
@@ -54,7 +75,7 @@ func Jitter(d time.Duration) CallOption { return CallOption{kind: optJitter, d: 
 
 // Tags attaches tags to the stored value: InvalidateTags(tag) deletes it.
 // Several Tags options add up.
-func Tags(tags ...string) CallOption { return CallOption{kind: optTags, tags: tags} }
+func Tags(tags ...string) CallOption { return tagOption(optTags, tags) }
 
 // SWR serves a value up to d past its freshness while one refresh runs in
 // the background (stale-while-revalidate).
@@ -78,7 +99,7 @@ func ResultTags[T any](f func(T) []string) CallOption {
 // AlsoInvalidate adds tags that Put invalidates without attaching them to
 // the stored value.
 func AlsoInvalidate(tags ...string) CallOption {
-	return CallOption{kind: optAlsoInvalidate, tags: tags}
+	return tagOption(optAlsoInvalidate, tags)
 }
 
 // callOptions holds the scalar options of a call. The tags stay in the
@@ -125,7 +146,12 @@ func (o *callOptions) check(key string, opts []CallOption) error {
 	}
 	for i := range opts {
 		if op := &opts[i]; op.kind == optTags || op.kind == optAlsoInvalidate {
-			for _, t := range op.tags {
+			for _, t := range op.inline[:op.n] {
+				if t == "" {
+					return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
+				}
+			}
+			for _, t := range op.more {
 				if t == "" {
 					return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
 				}
@@ -156,7 +182,7 @@ func tagsFor[T any](opts []CallOption, v T) []string {
 	for i := range opts {
 		switch op := &opts[i]; op.kind {
 		case optTags:
-			tags = append(tags, op.tags...)
+			tags = op.tagList(tags)
 		case optResultTags:
 			if f, ok := op.fn.(func(T) []string); ok {
 				for _, t := range f(v) {
@@ -175,7 +201,7 @@ func staticTags(opts []CallOption) []string {
 	var tags []string
 	for i := range opts {
 		if op := &opts[i]; op.kind == optTags {
-			tags = append(tags, op.tags...)
+			tags = op.tagList(tags)
 		}
 	}
 	return tags
@@ -186,7 +212,7 @@ func alsoInvalidate(opts []CallOption) []string {
 	var tags []string
 	for i := range opts {
 		if op := &opts[i]; op.kind == optAlsoInvalidate {
-			tags = append(tags, op.tags...)
+			tags = op.tagList(tags)
 		}
 	}
 	return tags

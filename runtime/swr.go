@@ -8,6 +8,16 @@ import (
 	"github.com/repocache/repocache/codec"
 )
 
+// startRefresh starts refresh in the background with a copy of the call's
+// options: the copy, not the caller's options, outlives the call, so the
+// caller's arguments stay on its stack.
+func startRefresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load func(context.Context) (T, error), o callOptions, opts []CallOption) {
+	own := append([]CallOption(nil), opts...)
+	c.refreshStale(ctx, key, full, stamp, func(ctx context.Context) error {
+		return refresh(ctx, c, key, full, stamp, load, o, own)
+	})
+}
+
 // refreshStale runs one background refresh of a stale key per process (and,
 // through a short Redis lock, one across processes) unless one is running.
 // A failed refresh is logged; the stale value keeps being served until the
