@@ -24,32 +24,36 @@ import (
 // load are misuse (ErrNoTTL, ErrInvalidKey, ErrUnsupported) and the
 // caller's own context ending.
 func GetCached[T any](ctx context.Context, c *Cache, key string, load func(context.Context) (T, error), opts ...CallOption) (T, error) {
+	// From here on the key is read from full, which is on the heap anyway:
+	// the caller's key then never escapes, and a key the caller builds
+	// (as generated code does) can stay on its stack.
+	full := c.prefix + key
+	k := full[len(c.prefix):]
 	o := resolve(opts)
-	if err := o.check(key, opts); err != nil {
+	if err := o.check(k, opts); err != nil {
 		var zero T
 		return zero, err
 	}
 	if inTx(ctx) {
 		// A transaction may see its own uncommitted writes: it must
 		// neither read the cache nor fill it.
-		return loadAndCount(ctx, c, key, load)
+		return loadAndCount(ctx, c, k, load)
 	}
-	full := c.prefix + key
 	start := time.Now()
 	s, err := c.client.Get(ctx, full).Result()
 	switch {
 	case err == nil:
-		v, stale, ok, cached := decodeHit[T](ctx, c, key, full, s)
+		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s)
 		if ok {
 			d := time.Since(start)
 			c.stats.hits.Add(1)
 			c.stats.hitNanos.Add(int64(d))
-			c.observe(Event{Op: OpHit, Key: key, Duration: d})
+			c.observe(Event{Op: OpHit, Key: k, Duration: d})
 			if stale {
 				c.stats.stale.Add(1)
-				c.observe(Event{Op: OpStale, Key: key})
+				c.observe(Event{Op: OpStale, Key: k})
 				if o.swr > 0 {
-					startRefresh(ctx, c, key, full, s[:stampEnd], load, o, opts)
+					startRefresh(ctx, c, k, full, s[:stampEnd], load, o, opts)
 				}
 			}
 			return v, cached
@@ -60,14 +64,14 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 			var zero T
 			return zero, cerr
 		}
-		c.redisError("get", key, err)
-		c.miss(key, start)
+		c.redisError("get", k, err)
+		c.miss(k, start)
 		// Redis is failing: serve from the source and do not try to
 		// store, which would only add a second timeout.
-		return loadAndCount(ctx, c, key, load)
+		return loadAndCount(ctx, c, k, load)
 	}
-	c.miss(key, start)
-	return fill(ctx, c, key, full, load, o, opts)
+	c.miss(k, start)
+	return fill(ctx, c, k, full, load, o, opts)
 }
 
 // decodeHit decodes what GET returned. ok is false for a miss: a
