@@ -17,6 +17,11 @@ demo:
 	$(GO) generate ./examples/workspaces
 	$(GO) run ./examples/workspaces/cmd/demo $(DEMOFLAGS)
 
+## bench-compare: repocache against go-redis/cache, gocache and rueidis on
+## the same Redis (REDIS_URL or 127.0.0.1:6379); writes internal/benchcmp/RESULTS.md
+bench-compare:
+	bash internal/benchcmp/run.sh
+
 ## generate: rerun every go:generate line (cachegen, mockgen)
 generate:
 	$(GO) generate ./...
@@ -35,6 +40,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd internal/benchcmp && $(GO) vet ./...
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
