@@ -143,6 +143,9 @@ func BenchmarkBatch(b *testing.B) {
 				}
 				out = append(out, v)
 			}
+			if len(out) != 100 {
+				b.Fatal(len(out))
+			}
 		}
 		reportCPU(b, start)
 	})
