@@ -11,18 +11,47 @@ import (
 
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/orm"
+	"github.com/repocache/repocache/runtime/ratelimit"
+	"github.com/repocache/repocache/runtime/session"
 )
 
 // Server is the HTTP API over a Repository (normally the cached one).
 type Server struct {
-	repo  Repository
-	cache *runtime.Cache
-	log   *slog.Logger
+	repo     Repository
+	cache    *runtime.Cache
+	log      *slog.Logger
+	sessions *session.Store[Profile]
+	limit    *ratelimit.Middleware // every request, per client
+	logins   *ratelimit.Middleware // POST /login, per client
+}
+
+// Profile is what a session holds.
+type Profile struct {
+	Email string `json:"email"`
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithSessions enables POST /login, GET /me and POST /logout on a
+// session store; sessions are loaded for every request.
+func WithSessions(s *session.Store[Profile]) ServerOption {
+	return func(srv *Server) { srv.sessions = s }
+}
+
+// WithRateLimits limits every request (all) and, more tightly, logins
+// (login); either may be nil.
+func WithRateLimits(all, login *ratelimit.Middleware) ServerOption {
+	return func(srv *Server) { srv.limit, srv.logins = all, login }
 }
 
 // NewServer returns the API; cache is used for GET /stats only.
-func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger) *Server {
-	return &Server{repo: repo, cache: cache, log: log}
+func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...ServerOption) *Server {
+	s := &Server{repo: repo, cache: cache, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Handler routes the API:
@@ -37,6 +66,13 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger) *Server 
 //	GET    /projects?ids=1,2,3               several projects (a batch get)
 //	PATCH  /projects/{id}                    {"name": "..."}
 //	GET    /stats                            the cache's counters
+//	POST   /login                            {"email": "..."}: a session cookie (with sessions)
+//	GET    /me                               the session's profile, or 401
+//	POST   /logout                           ends the session
+//
+// With rate limits, every response carries X-RateLimit-* headers and a
+// client over its limit gets 429; with sessions, a request's session is
+// loaded from its cookie. Both fail closed (503) when Redis fails.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /workspaces/{id}", s.getWorkspace)
@@ -49,7 +85,69 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /projects", s.getProjects)
 	mux.HandleFunc("PATCH /projects/{id}", s.patchProject)
 	mux.HandleFunc("GET /stats", s.stats)
-	return mux
+	var h http.Handler = mux
+	if s.sessions != nil {
+		login := http.Handler(http.HandlerFunc(s.login))
+		if s.logins != nil {
+			login = s.logins.Wrap(login)
+		}
+		mux.Handle("POST /login", login)
+		mux.HandleFunc("GET /me", s.me)
+		mux.HandleFunc("POST /logout", s.logout)
+		h = s.sessions.Middleware(h)
+	}
+	if s.limit != nil {
+		h = s.limit.Wrap(h)
+	}
+	return h
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var in Profile
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if !strings.Contains(in.Email, "@") {
+		http.Error(w, "email required", http.StatusBadRequest)
+		return
+	}
+	ctx := r.Context()
+	sess, ok := s.sessions.FromContext(ctx)
+	var err error
+	if !ok {
+		sess, err = s.sessions.Create(ctx, in.Email, in)
+	} else {
+		// A privilege change: a new session ID, the old one gone.
+		sess.UserID, sess.Data = in.Email, in
+		sess, err = s.sessions.Regenerate(ctx, sess)
+	}
+	if err != nil {
+		s.log.Warn("login: session store unavailable", "err", err)
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	}
+	s.sessions.SetCookie(w, sess)
+	s.reply(w, sess.Data, nil)
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.sessions.FromContext(r.Context())
+	if !ok || sess.UserID == "" {
+		http.Error(w, "not logged in", http.StatusUnauthorized)
+		return
+	}
+	s.reply(w, sess.Data, nil)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if sess, ok := s.sessions.FromContext(r.Context()); ok {
+		if err := s.sessions.Delete(r.Context(), sess.ID); err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	s.sessions.ClearCookie(w)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) {

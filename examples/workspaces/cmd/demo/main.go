@@ -1,4 +1,5 @@
-// Command demo runs the workspaces example: it starts the HTTP API on the
+// Command demo runs the workspaces example: it starts the HTTP API (with
+// sessions and rate limits, all in Redis) on the
 // embedded defaults (an in-memory SQLite database and an embedded Redis,
 // each used only when DATABASE_URL or REDIS_URL is not set, and said so),
 // drives a short scripted workload against it, and prints what the cache
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,6 +31,8 @@ import (
 	"github.com/repocache/repocache/examples/workspaces"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/orm"
+	"github.com/repocache/repocache/runtime/ratelimit"
+	"github.com/repocache/repocache/runtime/session"
 )
 
 func main() {
@@ -104,7 +108,29 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: workspaces.NewServer(repo, cache, logger).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	sessions, err := session.New[workspaces.Profile](client, session.WithPrefix(ns+":sess"),
+		session.WithInsecureCookie()) // the demo serves plain HTTP on loopback
+	if err != nil {
+		return err
+	}
+	perClient, err := ratelimit.NewSlidingWindow(client, 600, time.Minute, ratelimit.WithPrefix(ns+":rl:all"))
+	if err != nil {
+		return err
+	}
+	loginLimit, err := ratelimit.NewSlidingWindow(client, 3, time.Minute, ratelimit.WithPrefix(ns+":rl:login"))
+	if err != nil {
+		return err
+	}
+	all, err := ratelimit.NewMiddleware(perClient, ratelimit.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	logins, err := ratelimit.NewMiddleware(loginLimit, ratelimit.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	api := workspaces.NewServer(repo, cache, logger, workspaces.WithSessions(sessions), workspaces.WithRateLimits(all, logins))
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
@@ -200,11 +226,22 @@ func workload(ctx context.Context, out io.Writer, base string, rec *events, ids 
 		{"delete a project: its key and the list are dropped", "DELETE", fmt.Sprintf("/workspaces/%d/projects/%d", ws, p1), "", 204},
 		{"that project: gone from the cache and the database", "GET", fmt.Sprintf("/projects/%d", p1), "", 404},
 		{"a bad request never reaches the cache", "GET", "/projects/abc", "", 400},
+		{"log in: a session (Redis keeps only a hash of its ID)", "POST", "/login", `{"email":"ada@acme.example"}`, 200},
+		{"who am I: the session from the cookie", "GET", "/me", "", 200},
+		{"log in again: the session is regenerated (new ID, old one gone)", "POST", "/login", `{"email":"ada@acme.example"}`, 200},
+		{"a third login: the last one the limit of 3 a minute allows", "POST", "/login", `{"email":"ada@acme.example"}`, 200},
+		{"a fourth: 429 Too Many Requests, with Retry-After", "POST", "/login", `{"email":"ada@acme.example"}`, 429},
+		{"log out", "POST", "/logout", "", 204},
+		{"who am I: nobody", "GET", "/me", "", 401},
 	}
 	for i := range 10 {
 		steps = append(steps, step{"", "GET", fmt.Sprintf("/workspaces/%d/members", ids.ws[i%2]), "", 200})
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Jar: jar}
 	quiet := 0
 	for _, st := range steps {
 		req, err := http.NewRequestWithContext(ctx, st.method, base+st.path, strings.NewReader(st.body))
@@ -226,6 +263,13 @@ func workload(ctx context.Context, out io.Writer, base string, rec *events, ids 
 			continue
 		}
 		fmt.Fprintf(out, "\n%-6s %-28s %d  %s\n", st.method, st.path, resp.StatusCode, st.why)
+		if st.path == "/login" {
+			fmt.Fprintf(out, "         rate limit   %s of %s left", resp.Header.Get("X-RateLimit-Remaining"), resp.Header.Get("X-RateLimit-Limit"))
+			if ra := resp.Header.Get("Retry-After"); ra != "" {
+				fmt.Fprintf(out, ", retry after %ss", ra)
+			}
+			fmt.Fprintln(out)
+		}
 		for _, e := range evs {
 			if line := describe(e); line != "" {
 				fmt.Fprintf(out, "         %s\n", line)

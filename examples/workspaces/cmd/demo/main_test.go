@@ -19,7 +19,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	got := out.String()
-	for _, want := range []string{"same read: a hit", "write-through", "invalidated  project:", "the cached not-found, no query"} {
+	for _, want := range []string{"same read: a hit", "write-through", "invalidated  project:", "the cached not-found, no query", "429  a fourth", "retry after"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
 		}
