@@ -145,13 +145,13 @@ else
 	local t = redis.call('TIME')
 	now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
 if count < limit then
 	allowed = 1
 	if ARGV[4] == '1' then
-		redis.call('ZADD', KEYS[1], now, ARGV[3])
+		redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
 		redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
 		count = count + 1
 	end
