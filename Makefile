@@ -33,6 +33,9 @@ check-generate: generate
 ## test: every test, against real Redis (REDIS_URL, else a throwaway
 ## redis-server, else embedded miniredis) and a local Redis Cluster
 test:
+	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null 2>&1; then \
+		echo "make test: no REDIS_URL and no redis-server on PATH: the tests use the embedded miniredis, not a real Redis, and skip the cluster"; fi
+	@if [ -z "$$DATABASE_URL" ]; then echo "make test: no DATABASE_URL: the database tests run on SQLite only"; fi
 	$(GO) test $(RACE) -count=1 -timeout 30m ./...
 
 ## lint: gofmt, go vet and staticcheck
