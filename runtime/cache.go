@@ -147,7 +147,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 
 		leaseTTL: 3 * time.Second,
 		pollMin:  2 * time.Millisecond,
-		pollMax:  50 * time.Millisecond,
+		pollMax:  20 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(c)
