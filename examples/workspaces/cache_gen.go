@@ -5,9 +5,10 @@ package workspaces
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"strconv"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // RepositoryCache implements Repository by serving the results of the Repository it wraps

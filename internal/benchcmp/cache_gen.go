@@ -5,8 +5,9 @@ package benchcmp
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // WorkspaceRepoCache implements WorkspaceRepo by serving the results of the WorkspaceRepo it wraps

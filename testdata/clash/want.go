@@ -5,11 +5,12 @@ package clash
 
 import (
 	"context"
+	strconv2 "strconv"
+	"time"
+
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/testdata/clash/a/models"
 	models2 "github.com/repocache/repocache/testdata/clash/b/models"
-	strconv2 "strconv"
-	"time"
 )
 
 // RepoCache implements Repo by serving the results of the Repo it wraps

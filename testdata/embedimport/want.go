@@ -5,9 +5,10 @@ package embedimport
 
 import (
 	"context"
+	"strconv"
+
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/testdata/embedimport/base"
-	"strconv"
 )
 
 // ThingRepoCache implements ThingRepo by serving the results of the ThingRepo it wraps

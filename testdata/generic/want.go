@@ -5,9 +5,10 @@ package generic
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"strconv"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // UserRepoCache implements UserRepo by serving the results of the UserRepo it wraps

@@ -5,9 +5,10 @@ package puts
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"strconv"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // RepoCache implements Repo by serving the results of the Repo it wraps

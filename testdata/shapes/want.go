@@ -5,10 +5,11 @@ package shapes
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // StoreCache implements Store by serving the results of the Store it wraps

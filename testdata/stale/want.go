@@ -5,8 +5,9 @@ package stale
 
 import (
 	"context"
-	"github.com/repocache/repocache/runtime"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // RepoCache implements Repo by serving the results of the Repo it wraps

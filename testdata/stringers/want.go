@@ -6,9 +6,10 @@ package stringers
 import (
 	"context"
 	"fmt"
-	"github.com/repocache/repocache/runtime"
 	"strconv"
 	"time"
+
+	"github.com/repocache/repocache/runtime"
 )
 
 // RepoCache implements Repo by serving the results of the Repo it wraps

@@ -12,6 +12,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"go/format"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,7 +73,47 @@ func Render(p *model.Package, opts Options) (out []byte, err error) {
 	if err := r.file.Render(&buf); err != nil {
 		return nil, fmt.Errorf("render: internal error: generated code does not format: %v", err)
 	}
-	return buf.Bytes(), nil
+	return groupImports(buf.Bytes())
+}
+
+// groupImports puts the standard library's imports first and the others in
+// a second group, as goimports does, so that goimports leaves the file as
+// it is.
+func groupImports(src []byte) ([]byte, error) {
+	start := bytes.Index(src, []byte("\nimport (\n"))
+	if start < 0 {
+		return src, nil
+	}
+	start += len("\nimport (\n")
+	end := bytes.Index(src[start:], []byte("\n)\n"))
+	if end < 0 {
+		return src, nil
+	}
+	end += start
+	var std, other []string
+	for _, line := range strings.Split(string(src[start:end]), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		path := line[strings.Index(line, `"`)+1:]
+		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
+			other = append(other, "\t"+line)
+		} else {
+			std = append(std, "\t"+line)
+		}
+	}
+	block := strings.Join(std, "\n")
+	if len(std) > 0 && len(other) > 0 {
+		block += "\n\n"
+	}
+	block += strings.Join(other, "\n")
+	out := append(append(append([]byte(nil), src[:start]...), block...), src[end:]...)
+	formatted, err := format.Source(out)
+	if err != nil {
+		return nil, fmt.Errorf("render: internal error: regrouped imports do not format: %v", err)
+	}
+	return formatted, nil
 }
 
 type renderer struct {
