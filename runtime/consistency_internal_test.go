@@ -173,92 +173,96 @@ func TestDistributedStampede(t *testing.T) {
 // TestDistributedTakeoverWhenHolderFails: the holder's load fails; a waiter
 // in another process takes over at once and loads itself.
 func TestDistributedTakeoverWhenHolderFails(t *testing.T) {
-	b := redistest.Standalone(t)
-	ctx := context.Background()
-	holder, waiter := quietCache(b), quietCache(b)
-	waiting := make(chan struct{})
-	var once sync.Once
-	waiter.waiting = func() { once.Do(func() { close(waiting) }) }
-	holderErr := errors.New("db timeout")
-	holderDone := make(chan error)
-	holderIn := make(chan struct{})
-	go func() {
-		_, err := GetCached(ctx, holder, "k", func(context.Context) (string, error) {
-			close(holderIn)
-			<-waiting
-			return "", holderErr
-		}, TTL(time.Minute), Lock(LockDistributed))
-		holderDone <- err
-	}()
-	<-holderIn
-	v, err := GetCached(ctx, waiter, "k", func(context.Context) (string, error) { return "from waiter", nil }, TTL(time.Minute), Lock(LockDistributed))
-	if err != nil || v != "from waiter" {
-		t.Fatalf("waiter got %q, %v", v, err)
-	}
-	if err := <-holderDone; err != holderErr {
-		t.Fatalf("holder err = %v", err)
-	}
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		holder, waiter := quietCache(b), quietCache(b)
+		waiting := make(chan struct{})
+		var once sync.Once
+		waiter.waiting = func() { once.Do(func() { close(waiting) }) }
+		holderErr := errors.New("db timeout")
+		holderDone := make(chan error)
+		holderIn := make(chan struct{})
+		go func() {
+			_, err := GetCached(ctx, holder, "k", func(context.Context) (string, error) {
+				close(holderIn)
+				<-waiting
+				return "", holderErr
+			}, TTL(time.Minute), Lock(LockDistributed))
+			holderDone <- err
+		}()
+		<-holderIn
+		v, err := GetCached(ctx, waiter, "k", func(context.Context) (string, error) { return "from waiter", nil }, TTL(time.Minute), Lock(LockDistributed))
+		if err != nil || v != "from waiter" {
+			t.Fatalf("waiter got %q, %v", v, err)
+		}
+		if err := <-holderDone; err != holderErr {
+			t.Fatalf("holder err = %v", err)
+		}
+	})
 }
 
 // TestDistributedTakeoverWhenHolderDies: a holder that never comes back
 // (its placeholder written, then nothing) is taken over when its lease
 // expires.
 func TestDistributedTakeoverWhenHolderDies(t *testing.T) {
-	b := redistest.Standalone(t)
-	b.RequireReal(t) // miniredis expires keys only when told to
-	ctx := context.Background()
-	dead := quietCache(b, WithLockTTL(200*time.Millisecond))
-	if st, _, _, _, err := dead.tryLease(ctx, dead.RedisKey("k")); err != nil || st != leaseGranted {
-		t.Fatalf("lease: %v %v", st, err)
-	}
-	c := quietCache(b)
-	v, err := GetCached(ctx, c, "k", func(context.Context) (string, error) { return "taken over", nil }, TTL(time.Minute), Lock(LockDistributed))
-	if err != nil || v != "taken over" {
-		t.Fatalf("got %q, %v", v, err)
-	}
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t) // miniredis expires keys only when told to
+		ctx := context.Background()
+		dead := quietCache(b, WithLockTTL(200*time.Millisecond))
+		if st, _, _, _, err := dead.tryLease(ctx, dead.RedisKey("k")); err != nil || st != leaseGranted {
+			t.Fatalf("lease: %v %v", st, err)
+		}
+		c := quietCache(b)
+		v, err := GetCached(ctx, c, "k", func(context.Context) (string, error) { return "taken over", nil }, TTL(time.Minute), Lock(LockDistributed))
+		if err != nil || v != "taken over" {
+			t.Fatalf("got %q, %v", v, err)
+		}
+	})
 }
 
 // TestLongLoadKeepsItsLease: a load three times longer than the lease TTL
 // is not taken over, because the holder keeps the lease alive.
 func TestLongLoadKeepsItsLease(t *testing.T) {
-	b := redistest.Standalone(t)
-	b.RequireReal(t) // miniredis expires keys only when told to
-	ctx := context.Background()
-	const lease = 150 * time.Millisecond
-	holder, waiter := quietCache(b, WithLockTTL(lease)), quietCache(b, WithLockTTL(lease))
-	holderIn := make(chan struct{})
-	go func() {
-		_, _ = GetCached(ctx, holder, "k", func(context.Context) (string, error) {
-			close(holderIn)
-			time.Sleep(3 * lease) // a long load
-			return "holder", nil
-		}, TTL(time.Minute), Lock(LockDistributed))
-	}()
-	<-holderIn
-	v, err := GetCached(ctx, waiter, "k", func(context.Context) (string, error) { return "waiter", nil }, TTL(time.Minute), Lock(LockDistributed))
-	if err != nil || v != "holder" {
-		t.Fatalf("waiter got %q, %v; want the holder's value", v, err)
-	}
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t) // miniredis expires keys only when told to
+		ctx := context.Background()
+		const lease = 150 * time.Millisecond
+		holder, waiter := quietCache(b, WithLockTTL(lease)), quietCache(b, WithLockTTL(lease))
+		holderIn := make(chan struct{})
+		go func() {
+			_, _ = GetCached(ctx, holder, "k", func(context.Context) (string, error) {
+				close(holderIn)
+				time.Sleep(3 * lease) // a long load
+				return "holder", nil
+			}, TTL(time.Minute), Lock(LockDistributed))
+		}()
+		<-holderIn
+		v, err := GetCached(ctx, waiter, "k", func(context.Context) (string, error) { return "waiter", nil }, TTL(time.Minute), Lock(LockDistributed))
+		if err != nil || v != "holder" {
+			t.Fatalf("waiter got %q, %v; want the holder's value", v, err)
+		}
+	})
 }
 
 // TestWaiterRespectsContext: a distributed waiter returns when its context
 // ends.
 func TestWaiterRespectsContext(t *testing.T) {
-	b := redistest.Standalone(t)
-	holder := quietCache(b)
-	if st, _, _, _, err := holder.tryLease(context.Background(), holder.RedisKey("k")); err != nil || st != leaseGranted {
-		t.Fatalf("lease: %v %v", st, err)
-	}
-	c := quietCache(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	c.waiting = cancel
-	_, err := GetCached(ctx, c, "k", func(context.Context) (string, error) {
-		t.Error("waiter loaded while the lease was held")
-		return "", nil
-	}, TTL(time.Minute), Lock(LockDistributed))
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		holder := quietCache(b)
+		if st, _, _, _, err := holder.tryLease(context.Background(), holder.RedisKey("k")); err != nil || st != leaseGranted {
+			t.Fatalf("lease: %v %v", st, err)
+		}
+		c := quietCache(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		c.waiting = cancel
+		_, err := GetCached(ctx, c, "k", func(context.Context) (string, error) {
+			t.Error("waiter loaded while the lease was held")
+			return "", nil
+		}, TTL(time.Minute), Lock(LockDistributed))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 // TestStaleWhileRevalidate: a stale value is served at once, one refresh
@@ -384,40 +388,41 @@ func (f *fakeTx) commit() {
 }
 
 func TestTransactions(t *testing.T) {
-	b := redistest.Standalone(t)
-	c := quietCache(b)
-	bg := context.Background()
-	if err := Set(bg, c, "ws:1", "committed", TTL(time.Minute), Tags("ws:1")); err != nil {
-		t.Fatal(err)
-	}
-	tx := &fakeTx{}
-	ctx := WithTx(bg, tx)
-	// Inside the transaction: the cache is neither read nor filled.
-	v, _ := GetCached(ctx, c, "ws:1", func(context.Context) (string, error) { return "uncommitted", nil }, TTL(time.Minute))
-	if v != "uncommitted" {
-		t.Fatalf("a read inside a transaction was served from the cache: %q", v)
-	}
-	if _, err := GetCached(ctx, c, "ws:2", func(context.Context) (string, error) { return "x", nil }, TTL(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	Put(ctx, c, "ws:1", "uncommitted", TTL(time.Minute), Tags("ws:1"))
-	c.AfterWrite(ctx, []string{"ws:3"}, nil)
-	if n := b.Client.Exists(bg, c.RedisKey("ws:2")).Val(); n != 0 {
-		t.Fatal("a read inside a transaction filled the cache")
-	}
-	got, _ := GetCached(bg, c, "ws:1", func(context.Context) (string, error) { return "db", nil }, TTL(time.Minute))
-	if got != "committed" {
-		t.Fatalf("a write inside a transaction reached the cache before the commit: %q", got)
-	}
-	if len(tx.fns) != 2 {
-		t.Fatalf("%d after-commit functions, want 2 (put and invalidate)", len(tx.fns))
-	}
-	// A rollback never runs them; a commit does.
-	tx.commit()
-	got, _ = GetCached(bg, c, "ws:1", func(context.Context) (string, error) { return "db", nil }, TTL(time.Minute))
-	if got != "uncommitted" {
-		t.Fatalf("after the commit got %q, want the written-through value", got)
-	}
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		c := quietCache(b)
+		bg := context.Background()
+		if err := Set(bg, c, "ws:1", "committed", TTL(time.Minute), Tags("ws:1")); err != nil {
+			t.Fatal(err)
+		}
+		tx := &fakeTx{}
+		ctx := WithTx(bg, tx)
+		// Inside the transaction: the cache is neither read nor filled.
+		v, _ := GetCached(ctx, c, "ws:1", func(context.Context) (string, error) { return "uncommitted", nil }, TTL(time.Minute))
+		if v != "uncommitted" {
+			t.Fatalf("a read inside a transaction was served from the cache: %q", v)
+		}
+		if _, err := GetCached(ctx, c, "ws:2", func(context.Context) (string, error) { return "x", nil }, TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		Put(ctx, c, "ws:1", "uncommitted", TTL(time.Minute), Tags("ws:1"))
+		c.AfterWrite(ctx, []string{"ws:3"}, nil)
+		if n := b.Client.Exists(bg, c.RedisKey("ws:2")).Val(); n != 0 {
+			t.Fatal("a read inside a transaction filled the cache")
+		}
+		got, _ := GetCached(bg, c, "ws:1", func(context.Context) (string, error) { return "db", nil }, TTL(time.Minute))
+		if got != "committed" {
+			t.Fatalf("a write inside a transaction reached the cache before the commit: %q", got)
+		}
+		if len(tx.fns) != 2 {
+			t.Fatalf("%d after-commit functions, want 2 (put and invalidate)", len(tx.fns))
+		}
+		// A rollback never runs them; a commit does.
+		tx.commit()
+		got, _ = GetCached(bg, c, "ws:1", func(context.Context) (string, error) { return "db", nil }, TTL(time.Minute))
+		if got != "uncommitted" {
+			t.Fatalf("after the commit got %q, want the written-through value", got)
+		}
+	})
 }
 
 // TestNoStaleSetInBatch: a batch load races with an invalidation of one of
