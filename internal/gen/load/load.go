@@ -1,11 +1,7 @@
-// Package load is the first stage of cachegen: it finds a package with the
-// go command, parses its files with comments and type-checks them with
-// go/types, importing dependencies from the export data that
-// `go list -export` produces.
-//
-// It uses only the standard library (the go command, go/parser, go/types
-// and go/importer), so the generator needs no module beyond the ones
-// repocache already requires.
+// Package load is the first stage of cachegen: it loads a package with
+// golang.org/x/tools/go/packages, which drives the go command, and
+// type-checks it with go/types (its dependencies come from the export data
+// that the go command compiles into its build cache).
 //
 // Files that begin with the cachegen header are left out: they are earlier
 // outputs of the generator, possibly stale, and will be replaced. Type errors
@@ -16,20 +12,16 @@ package load
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"go/ast"
-	"go/importer"
 	"go/parser"
 	"go/token"
 	"go/types"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
+	"sync"
+
+	"golang.org/x/tools/go/packages"
 )
 
 // Header is the first line of every file cachegen writes.
@@ -50,153 +42,141 @@ type Package struct {
 	Errors []types.Error
 
 	goVersion string
-	importer  types.ImporterFrom
-	importMap map[string]string
+	imports   map[string]*types.Package // every package reachable from the loaded ones
 }
 
-type listed struct {
-	Dir        string
-	ImportPath string
-	Name       string
-	GoFiles    []string
-	CgoFiles   []string
-	Imports    []string
-	ImportMap  map[string]string
-	Export     string
-	Module     *struct{ GoVersion string }
-	Error      *struct{ Err string }
-}
+// stubFile is what a cachegen output is parsed as: its package clause only.
+var stubFile = []byte("package ")
 
-// Load loads the package in dir. Extra names import paths whose export data
-// is loaded as well, so that Check can type-check generated code that
-// imports them.
+// Load loads the package in dir. Extra names import paths that are loaded
+// as well, so that Check can type-check generated code that imports them.
 func Load(dir string, extra ...string) (*Package, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	pkgs, err := goList(abs, []string{"-json=Dir,ImportPath,Name,GoFiles,CgoFiles,Imports,ImportMap,Module,Error", "."})
+	var (
+		mu      sync.Mutex
+		skipped []string
+	)
+	cfg := &packages.Config{
+		Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports | packages.NeedTypes |
+			packages.NeedSyntax | packages.NeedTypesInfo | packages.NeedModule,
+		Dir: abs,
+		ParseFile: func(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
+			if IsGenerated(src) && filepath.Dir(filename) == abs {
+				// Keep only the package clause: the stale output must
+				// neither be type-checked nor hide what it declared.
+				mu.Lock()
+				skipped = append(skipped, filename)
+				mu.Unlock()
+				clause, err := parser.ParseFile(token.NewFileSet(), filename, src, parser.PackageClauseOnly)
+				if err != nil {
+					return nil, err
+				}
+				return parser.ParseFile(fset, filename, append(append([]byte(nil), stubFile...), clause.Name.Name...), 0)
+			}
+			return parser.ParseFile(fset, filename, src, parser.ParseComments|parser.SkipObjectResolution)
+		},
+	}
+	pkgs, err := packages.Load(cfg, append([]string{"."}, extra...)...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("go/packages: %w", err)
 	}
-	if len(pkgs) != 1 {
-		return nil, fmt.Errorf("go list %s: found %d packages, want 1", dir, len(pkgs))
-	}
-	lp := pkgs[0]
-	if len(lp.GoFiles)+len(lp.CgoFiles) == 0 {
-		if lp.Error != nil {
-			return nil, errors.New(strings.TrimSpace(lp.Error.Err))
+	var root *packages.Package
+	for _, lp := range pkgs {
+		if len(lp.GoFiles) > 0 && filepath.Dir(lp.GoFiles[0]) == abs {
+			root = lp
 		}
-		return nil, fmt.Errorf("no Go files in %s", lp.Dir)
+	}
+	if root == nil {
+		for _, lp := range pkgs {
+			for _, e := range lp.Errors {
+				return nil, errors.New(e.Msg)
+			}
+		}
+		return nil, fmt.Errorf("no Go files in %s", abs)
+	}
+	// Parse errors and errors that leave nothing to type-check stop the
+	// run. Others are the go command failing to compile the package for its
+	// export data, which the type errors below say better.
+	var listErrs []error
+	for _, e := range root.Errors {
+		if e.Kind == packages.ParseError || e.Kind != packages.TypeError && len(root.Syntax) == 0 {
+			listErrs = append(listErrs, errors.New(e.Error()))
+		}
+	}
+	if len(listErrs) > 0 {
+		return nil, errors.Join(listErrs...)
 	}
 	p := &Package{
-		Fset:      token.NewFileSet(),
-		Dir:       lp.Dir,
-		Path:      lp.ImportPath,
-		Name:      lp.Name,
-		importMap: lp.ImportMap,
+		Fset:    root.Fset,
+		Dir:     abs,
+		Path:    root.PkgPath,
+		Name:    root.Name,
+		Skipped: skipped,
+		Types:   root.Types,
+		Info:    root.TypesInfo,
+		Errors:  root.TypeErrors,
+		imports: map[string]*types.Package{},
 	}
-	if lp.Module != nil && lp.Module.GoVersion != "" {
-		p.goVersion = "go" + lp.Module.GoVersion
+	if root.Module != nil && root.Module.GoVersion != "" {
+		p.goVersion = "go" + root.Module.GoVersion
 	}
-	var parseErrs []error
-	for _, name := range append(append([]string(nil), lp.GoFiles...), lp.CgoFiles...) {
-		filename := filepath.Join(lp.Dir, name)
-		src, err := os.ReadFile(filename)
-		if err != nil {
-			return nil, err
-		}
-		if IsGenerated(src) {
-			p.Skipped = append(p.Skipped, filename)
-			continue
-		}
-		f, err := parser.ParseFile(p.Fset, filename, src, parser.ParseComments|parser.SkipObjectResolution)
-		if err != nil {
-			parseErrs = append(parseErrs, err)
-			continue
-		}
-		p.Files = append(p.Files, f)
-	}
-	if len(parseErrs) > 0 {
-		return nil, errors.Join(parseErrs...)
-	}
-
-	// Export data for every dependency (and the extra paths), compiled by
-	// the go command into its build cache.
-	roots := map[string]bool{}
-	for _, f := range p.Files {
-		for _, is := range f.Imports {
-			path := strings.Trim(is.Path.Value, "`\"")
-			if path == "C" || path == "unsafe" {
-				continue
-			}
-			if m, ok := p.importMap[path]; ok {
-				path = m
-			}
-			roots[path] = true
+	for i, f := range root.Syntax {
+		if !isStub(root.CompiledGoFiles, i, skipped) {
+			p.Files = append(p.Files, f)
 		}
 	}
-	for _, e := range extra {
-		roots[e] = true
+	for _, lp := range pkgs {
+		collect(p.imports, lp.Types)
 	}
-	exports := map[string]string{}
-	if len(roots) > 0 {
-		args := []string{"-e", "-export", "-deps", "-json=ImportPath,Export,Error"}
-		paths := make([]string, 0, len(roots))
-		for r := range roots {
-			paths = append(paths, r)
-		}
-		sort.Strings(paths)
-		deps, err := goList(lp.Dir, append(args, paths...))
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range deps {
-			if d.Export != "" {
-				exports[d.ImportPath] = d.Export
-			}
-		}
-	}
-	lookup := func(path string) (io.ReadCloser, error) {
-		file, ok := exports[path]
-		if !ok {
-			return nil, fmt.Errorf("no export data for %q (does it compile?)", path)
-		}
-		return os.Open(file)
-	}
-	p.importer = importer.ForCompiler(p.Fset, "gc", lookup).(types.ImporterFrom)
-
-	p.Info = newInfo()
-	p.Types, p.Errors = p.check(p.Files)
 	return p, nil
 }
 
-func newInfo() *types.Info {
-	return &types.Info{
-		Types: map[ast.Expr]types.TypeAndValue{},
-		Defs:  map[*ast.Ident]types.Object{},
-		Uses:  map[*ast.Ident]types.Object{},
+func isStub(files []string, i int, skipped []string) bool {
+	if i >= len(files) {
+		return false
+	}
+	for _, s := range skipped {
+		if files[i] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// collect records pkg and everything it imports, transitively.
+func collect(into map[string]*types.Package, pkg *types.Package) {
+	if pkg == nil || into[pkg.Path()] != nil {
+		return
+	}
+	into[pkg.Path()] = pkg
+	for _, imp := range pkg.Imports() {
+		collect(into, imp)
 	}
 }
 
-// mapped resolves the import paths of the package's files (vendoring).
-type mapped struct{ p *Package }
+type importerFunc func(path string) (*types.Package, error)
 
-func (m mapped) Import(path string) (*types.Package, error) {
-	return m.ImportFrom(path, "", 0)
-}
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
 
-func (m mapped) ImportFrom(path, dir string, mode types.ImportMode) (*types.Package, error) {
-	if v, ok := m.p.importMap[path]; ok {
-		path = v
+// Check type-checks the package's files together with src, a new file
+// named filename in the package directory, and returns the type errors
+// found in src. It is how cachegen makes sure that what it writes compiles.
+func (p *Package) Check(filename string, src []byte) ([]types.Error, error) {
+	f, err := parser.ParseFile(p.Fset, filename, src, parser.ParseComments|parser.SkipObjectResolution)
+	if err != nil {
+		return nil, err
 	}
-	return m.p.importer.ImportFrom(path, dir, mode)
-}
-
-func (p *Package) check(files []*ast.File) (*types.Package, []types.Error) {
 	var errs []types.Error
 	conf := types.Config{
-		Importer:    mapped{p},
+		Importer: importerFunc(func(path string) (*types.Package, error) {
+			if pkg, ok := p.imports[path]; ok {
+				return pkg, nil
+			}
+			return nil, fmt.Errorf("package %q is not loaded", path)
+		}),
 		FakeImportC: true,
 		GoVersion:   p.goVersion,
 		Error: func(err error) {
@@ -206,25 +186,8 @@ func (p *Package) check(files []*ast.File) (*types.Package, []types.Error) {
 			}
 		},
 	}
-	info := p.Info
-	if info == nil || len(files) != len(p.Files) {
-		info = newInfo()
-	}
-	pkg, _ := conf.Check(p.Path, p.Fset, files, info)
-	return pkg, errs
-}
-
-// Check type-checks the package's files together with src, a new file
-// named filename in the package directory, and returns the type errors
-// found in src. It is how cachegen makes sure that what it writes compiles.
-func (p *Package) Check(filename string, src []byte) ([]types.Error, error) {
-	fset := p.Fset
-	f, err := parser.ParseFile(fset, filename, src, parser.ParseComments|parser.SkipObjectResolution)
-	if err != nil {
-		return nil, err
-	}
 	files := append(append([]*ast.File(nil), p.Files...), f)
-	_, errs := p.check(files)
+	_, _ = conf.Check(p.Path, p.Fset, files, &types.Info{})
 	var mine []types.Error
 	for _, e := range errs {
 		if e.Fset.Position(e.Pos).Filename == filename {
@@ -240,28 +203,3 @@ func IsGenerated(src []byte) bool {
 	return string(bytes.TrimRight(line, "\r")) == Header
 }
 
-func goList(dir string, args []string) ([]listed, error) {
-	cmd := exec.Command("go", append([]string{"list"}, args...)...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("go list: %s", msg)
-	}
-	var out []listed
-	dec := json.NewDecoder(&stdout)
-	for {
-		var l listed
-		if err := dec.Decode(&l); err == io.EOF {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("go list: %v", err)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
