@@ -65,7 +65,8 @@ func TestFollowerTakesOverWhenLeaderIsCanceled(t *testing.T) {
 	b := redistest.Standalone(t)
 	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
 	followerJoined := make(chan struct{})
-	c.flight.joined = func() { close(followerJoined) }
+	var once sync.Once
+	c.flight.joined = func() { once.Do(func() { close(followerJoined) }) }
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
 	leaderIn := make(chan struct{})
 	var calls atomic.Int64

@@ -155,8 +155,11 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 		if leader {
 			v, err, verified := loadLeased(ctx, c, key, full, load, &o, opts)
 			call.verified = verified
-			call.finish(v, err)
+			// Forget the call before publishing it: a follower that must
+			// load again then starts a new call instead of finding this
+			// finished one.
 			c.flight.forget(full, call)
+			call.finish(v, err)
 			return v, err
 		}
 		select {

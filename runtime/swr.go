@@ -30,8 +30,8 @@ func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run f
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer func() {
-			call.finish(nil, nil)
 			c.refresh.forget(full, call)
+			call.finish(nil, nil)
 		}()
 		ctx, cancel := context.WithTimeout(bg, maxLoad)
 		defer cancel()
