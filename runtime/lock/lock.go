@@ -252,6 +252,11 @@ func (c *Client) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 			// the write): drop it, so that the key does not stay locked for
 			// a whole TTL by nobody.
 			c.cleanup(ctx, keys, token)
+			if cerr := ctx.Err(); cerr != nil {
+				// The caller's context ended during the command: as when it
+				// ends while waiting, the lock was not obtained.
+				return nil, fmt.Errorf("%w: %w", ErrNotObtained, cerr)
+			}
 			return nil, fmt.Errorf("lock: obtain %q: %w", key, err)
 		}
 		wait, ok := cfg.retry.Backoff(attempt)
