@@ -96,7 +96,7 @@ func TestConsistencyChecker(t *testing.T) {
 				for range readsEach {
 					c := caches[rand.IntN(len(caches))]
 					lock := []LockMode{LockLocal, LockDistributed, LockNone}[rand.IntN(3)]
-					if rand.IntN(4) == 0 {
+					if rand.IntN(2) == 0 {
 						var before [rows]int64
 						for r := range rows {
 							before[r] = acked[r].Load()
