@@ -202,4 +202,3 @@ func IsGenerated(src []byte) bool {
 	line, _, _ := bufio.NewReader(bytes.NewReader(src)).ReadLine()
 	return string(bytes.TrimRight(line, "\r")) == Header
 }
-
