@@ -126,6 +126,10 @@ type Store[T any] struct {
 	maxPer   int
 	log      *slog.Logger
 	cookie   cookieConfig
+
+	// afterIndex and afterWrite, when set by a test, run between the steps
+	// of write, to force its races with DeleteAllForUser.
+	afterIndex, afterWrite func()
 }
 
 // Option configures a Store.
@@ -360,6 +364,9 @@ func (s *Store[T]) write(ctx context.Context, old, id, userID string, data T) (*
 		if err := s.indexAdd(ctx, userID, r.member); err != nil {
 			return nil, err
 		}
+		if s.afterIndex != nil {
+			s.afterIndex()
+		}
 	}
 	args := []any{userID, enc, s.idle.Milliseconds(), s.absolute.Milliseconds()}
 	var times []int64
@@ -373,6 +380,9 @@ func (s *Store[T]) write(ctx context.Context, old, id, userID string, data T) (*
 	}
 	if err != nil {
 		return nil, fmt.Errorf("session: write: %w", err)
+	}
+	if userID != "" && s.afterWrite != nil {
+		s.afterWrite()
 	}
 	if userID != "" {
 		// A DeleteAllForUser may have removed the entry between the index
