@@ -24,6 +24,38 @@ import (
 // load are misuse (ErrNoTTL, ErrInvalidKey, ErrUnsupported) and the
 // caller's own context ending.
 func GetCached[T any](ctx context.Context, c *Cache, key string, load func(context.Context) (T, error), opts ...CallOption) (T, error) {
+	return getCached(ctx, c, key, funcLoader[T](load), opts)
+}
+
+// GetCachedWith is GetCached for a loader that takes its arguments as a
+// value rather than capturing them: load(ctx, arg). With a load function
+// that captures nothing, a hit allocates nothing for the loader (a
+// capturing closure passed to GetCached is allocated by its caller on every
+// call, since a stale-while-revalidate refresh may outlive the call).
+// Generated decorators use it.
+func GetCachedWith[T, A any](ctx context.Context, c *Cache, key string, arg A, load func(context.Context, A) (T, error), opts ...CallOption) (T, error) {
+	return getCached(ctx, c, key, argLoader[T, A]{arg: arg, fn: load}, opts)
+}
+
+// loader is what getCached calls on a miss. Its load method is taken as a
+// method value only where a load happens, so that a loader given by value
+// is copied to the heap only then.
+type loader[T any] interface {
+	load(context.Context) (T, error)
+}
+
+type funcLoader[T any] func(context.Context) (T, error)
+
+func (f funcLoader[T]) load(ctx context.Context) (T, error) { return f(ctx) }
+
+type argLoader[T, A any] struct {
+	arg A
+	fn  func(context.Context, A) (T, error)
+}
+
+func (a argLoader[T, A]) load(ctx context.Context) (T, error) { return a.fn(ctx, a.arg) }
+
+func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l L, opts []CallOption) (T, error) {
 	// From here on the key is read from full, which is on the heap anyway:
 	// the caller's key then never escapes, and a key the caller builds
 	// (as generated code does) can stay on its stack.
@@ -37,7 +69,7 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 	if inTx(ctx) {
 		// A transaction may see its own uncommitted writes: it must
 		// neither read the cache nor fill it.
-		return loadAndCount(ctx, c, k, load)
+		return loadAndCount(ctx, c, k, l.load)
 	}
 	start := time.Now()
 	s, err := c.client.Get(ctx, full).Result()
@@ -53,7 +85,7 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 				c.stats.stale.Add(1)
 				c.observe(Event{Op: OpStale, Key: k})
 				if o.swr > 0 {
-					startRefresh(ctx, c, k, full, s[:stampEnd], load, o, opts)
+					startRefresh(ctx, c, k, full, s[:stampEnd], l.load, o, opts)
 				}
 			}
 			return v, cached
@@ -68,10 +100,10 @@ func GetCached[T any](ctx context.Context, c *Cache, key string, load func(conte
 		c.miss(k, start)
 		// Redis is failing: serve from the source and do not try to
 		// store, which would only add a second timeout.
-		return loadAndCount(ctx, c, k, load)
+		return loadAndCount(ctx, c, k, l.load)
 	}
 	c.miss(k, start)
-	return fill(ctx, c, k, full, load, o, opts)
+	return fill(ctx, c, k, full, l.load, o, opts)
 }
 
 // decodeHit decodes what GET returned. ok is false for a miss: a

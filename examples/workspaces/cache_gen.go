@@ -28,24 +28,42 @@ func NewRepositoryCache(next Repository, c *runtime.Cache) *RepositoryCache {
 
 var _ Repository = (*RepositoryCache)(nil)
 
+// repositoryFindWorkspaceArgs carries the arguments of Repository.FindWorkspace to its loader.
+type repositoryFindWorkspaceArgs struct {
+	next Repository
+	id   int64
+}
+
 // FindWorkspace implements Repository.FindWorkspace with cache:get key=workspace:{id} ttl=5m jitter=1m tags=workspace:{id} negative=30s.
 func (c *RepositoryCache) FindWorkspace(ctx context.Context, id int64) (*Workspace, error) {
-	return runtime.GetCached(ctx, c.cache, "workspace:"+strconv.FormatInt(id, 10), func(ctx context.Context) (*Workspace, error) {
-		return c.next.FindWorkspace(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+strconv.FormatInt(id, 10), repositoryFindWorkspaceArgs{c.next, id}, func(ctx context.Context, a repositoryFindWorkspaceArgs) (*Workspace, error) {
+		return a.next.FindWorkspace(ctx, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second))
+}
+
+// repositoryListMembersArgs carries the arguments of Repository.ListMembers to its loader.
+type repositoryListMembersArgs struct {
+	next        Repository
+	workspaceID int64
 }
 
 // ListMembers implements Repository.ListMembers with cache:get key=workspace:{workspaceID}:members ttl=1m jitter=10s tags=workspace:{workspaceID}:members.
 func (c *RepositoryCache) ListMembers(ctx context.Context, workspaceID int64) ([]Member, error) {
-	return runtime.GetCached(ctx, c.cache, "workspace:"+strconv.FormatInt(workspaceID, 10)+":members", func(ctx context.Context) ([]Member, error) {
-		return c.next.ListMembers(ctx, workspaceID)
+	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+strconv.FormatInt(workspaceID, 10)+":members", repositoryListMembersArgs{c.next, workspaceID}, func(ctx context.Context, a repositoryListMembersArgs) ([]Member, error) {
+		return a.next.ListMembers(ctx, a.workspaceID)
 	}, runtime.TTL(time.Minute), runtime.Jitter(10*time.Second), runtime.Tags("workspace:"+strconv.FormatInt(workspaceID, 10)+":members"))
+}
+
+// repositoryListProjectsArgs carries the arguments of Repository.ListProjects to its loader.
+type repositoryListProjectsArgs struct {
+	next        Repository
+	workspaceID int64
 }
 
 // ListProjects implements Repository.ListProjects with cache:get key=workspace:{workspaceID}:projects ttl=2m jitter=20s tags=workspace:{workspaceID}:projects,project:{result[].ID}.
 func (c *RepositoryCache) ListProjects(ctx context.Context, workspaceID int64) ([]Project, error) {
-	return runtime.GetCached(ctx, c.cache, "workspace:"+strconv.FormatInt(workspaceID, 10)+":projects", func(ctx context.Context) ([]Project, error) {
-		return c.next.ListProjects(ctx, workspaceID)
+	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+strconv.FormatInt(workspaceID, 10)+":projects", repositoryListProjectsArgs{c.next, workspaceID}, func(ctx context.Context, a repositoryListProjectsArgs) ([]Project, error) {
+		return a.next.ListProjects(ctx, a.workspaceID)
 	}, runtime.TTL(2*time.Minute), runtime.Jitter(20*time.Second), runtime.Tags("workspace:"+strconv.FormatInt(workspaceID, 10)+":projects"), runtime.ResultTags(func(v []Project) []string {
 		tags := make([]string, 0, 1)
 		for _, e := range v {
@@ -55,10 +73,16 @@ func (c *RepositoryCache) ListProjects(ctx context.Context, workspaceID int64) (
 	}))
 }
 
+// repositoryFindProjectArgs carries the arguments of Repository.FindProject to its loader.
+type repositoryFindProjectArgs struct {
+	next Repository
+	id   int64
+}
+
 // FindProject implements Repository.FindProject with cache:get key=project:{id} ttl=5m jitter=1m tags=project:{id} negative=30s lock=distributed.
 func (c *RepositoryCache) FindProject(ctx context.Context, id int64) (*Project, error) {
-	return runtime.GetCached(ctx, c.cache, "project:"+strconv.FormatInt(id, 10), func(ctx context.Context) (*Project, error) {
-		return c.next.FindProject(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "project:"+strconv.FormatInt(id, 10), repositoryFindProjectArgs{c.next, id}, func(ctx context.Context, a repositoryFindProjectArgs) (*Project, error) {
+		return a.next.FindProject(ctx, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("project:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second), runtime.Lock(runtime.LockDistributed))
 }
 

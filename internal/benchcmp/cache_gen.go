@@ -27,10 +27,16 @@ func NewWorkspaceRepoCache(next WorkspaceRepo, c *runtime.Cache) *WorkspaceRepoC
 
 var _ WorkspaceRepo = (*WorkspaceRepoCache)(nil)
 
+// workspaceRepoFindArgs carries the arguments of WorkspaceRepo.Find to its loader.
+type workspaceRepoFindArgs struct {
+	next WorkspaceRepo
+	id   string
+}
+
 // Find implements WorkspaceRepo.Find with cache:get key=workspace:{id} ttl=5m jitter=1m tags=workspace:{id}.
 func (c *WorkspaceRepoCache) Find(ctx context.Context, id string) (Workspace, error) {
-	return runtime.GetCached(ctx, c.cache, "workspace:"+runtime.EscapeKeyPart(id), func(ctx context.Context) (Workspace, error) {
-		return c.next.Find(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+runtime.EscapeKeyPart(id), workspaceRepoFindArgs{c.next, id}, func(ctx context.Context, a workspaceRepoFindArgs) (Workspace, error) {
+		return a.next.Find(ctx, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+runtime.EscapeKeyPart(id)))
 }
 

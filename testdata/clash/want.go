@@ -30,17 +30,39 @@ func NewRepoCache(next Repo, c *runtime.Cache) *RepoCache {
 
 var _ Repo = (*RepoCache)(nil)
 
+// repoGetArgs carries the arguments of Repo.Get to its loader.
+type repoGetArgs struct {
+	next_    Repo
+	c2       string
+	next     string
+	key      string
+	err      string
+	runtime2 string
+	time2    string
+	strconv3 string
+	context2 string
+}
+
 // Get implements Repo.Get with cache:get key=a:{c}:{next}:{key}:{err}:{runtime}:{time}:{strconv}:{context} ttl=1m.
 func (c *RepoCache) Get(ctx context.Context, c2 string, next string, key string, err string, runtime2 string, time2 string, strconv3 string, context2 string) (*models.User, error) {
-	return runtime.GetCached(ctx, c.cache2, "a:"+runtime.EscapeKeyPart(c2)+":"+runtime.EscapeKeyPart(next)+":"+runtime.EscapeKeyPart(key)+":"+runtime.EscapeKeyPart(err)+":"+runtime.EscapeKeyPart(runtime2)+":"+runtime.EscapeKeyPart(time2)+":"+runtime.EscapeKeyPart(strconv3)+":"+runtime.EscapeKeyPart(context2), func(ctx context.Context) (*models.User, error) {
-		return c.next2.Get(ctx, c2, next, key, err, runtime2, time2, strconv3, context2)
+	return runtime.GetCachedWith(ctx, c.cache2, "a:"+runtime.EscapeKeyPart(c2)+":"+runtime.EscapeKeyPart(next)+":"+runtime.EscapeKeyPart(key)+":"+runtime.EscapeKeyPart(err)+":"+runtime.EscapeKeyPart(runtime2)+":"+runtime.EscapeKeyPart(time2)+":"+runtime.EscapeKeyPart(strconv3)+":"+runtime.EscapeKeyPart(context2), repoGetArgs{c.next2, c2, next, key, err, runtime2, time2, strconv3, context2}, func(ctx context.Context, a repoGetArgs) (*models.User, error) {
+		return a.next_.Get(ctx, a.c2, a.next, a.key, a.err, a.runtime2, a.time2, a.strconv3, a.context2)
 	}, runtime.TTL(time.Minute))
+}
+
+// repoGetBArgs carries the arguments of Repo.GetB to its loader.
+type repoGetBArgs struct {
+	next    Repo
+	string2 string
+	v2      string
+	e       int
+	tags    int
 }
 
 // GetB implements Repo.GetB with cache:get key=b:{string}:{v}:{e}:{tags} ttl=1m tags={result.ID}.
 func (c *RepoCache) GetB(c2 context.Context, string2 string, v2 string, e int, tags int) (*models2.User, error) {
-	return runtime.GetCached(c2, c.cache2, "b:"+runtime.EscapeKeyPart(string2)+":"+runtime.EscapeKeyPart(v2)+":"+strconv2.FormatInt(int64(e), 10)+":"+strconv2.FormatInt(int64(tags), 10), func(c2 context.Context) (*models2.User, error) {
-		return c.next2.GetB(c2, string2, v2, e, tags)
+	return runtime.GetCachedWith(c2, c.cache2, "b:"+runtime.EscapeKeyPart(string2)+":"+runtime.EscapeKeyPart(v2)+":"+strconv2.FormatInt(int64(e), 10)+":"+strconv2.FormatInt(int64(tags), 10), repoGetBArgs{c.next2, string2, v2, e, tags}, func(c2 context.Context, a repoGetBArgs) (*models2.User, error) {
+		return a.next.GetB(c2, a.string2, a.v2, a.e, a.tags)
 	}, runtime.TTL(time.Minute), runtime.ResultTags(func(v3 *models2.User) []string {
 		tags2 := make([]string, 0, 1)
 		if v3 != nil {
@@ -50,10 +72,16 @@ func (c *RepoCache) GetB(c2 context.Context, string2 string, v2 string, e int, t
 	}))
 }
 
+// repoRefArgs carries the arguments of Repo.Ref to its loader.
+type repoRefArgs struct {
+	next Repo
+	nil2 string
+}
+
 // Ref implements Repo.Ref with cache:get key=r:{nil} ttl=1m.
 func (c *RepoCache) Ref(context2 context.Context, nil2 string) (models2.Ref[models.User], error) {
-	return runtime.GetCached(context2, c.cache2, "r:"+runtime.EscapeKeyPart(nil2), func(context2 context.Context) (models2.Ref[models.User], error) {
-		return c.next2.Ref(context2, nil2)
+	return runtime.GetCachedWith(context2, c.cache2, "r:"+runtime.EscapeKeyPart(nil2), repoRefArgs{c.next2, nil2}, func(context2 context.Context, a repoRefArgs) (models2.Ref[models.User], error) {
+		return a.next.Ref(context2, a.nil2)
 	}, runtime.TTL(time.Minute))
 }
 
@@ -63,10 +91,16 @@ type repoPageResult struct {
 	R1 string
 }
 
+// repoPageArgs carries the arguments of Repo.Page to its loader.
+type repoPageArgs struct {
+	next Repo
+	r0   string
+}
+
 // Page implements Repo.Page with cache:get key=page:{r0} ttl=1m.
 func (c *RepoCache) Page(ctx context.Context, r0 string) ([]models2.User, string, error) {
-	v2, err := runtime.GetCached(ctx, c.cache2, "page:"+runtime.EscapeKeyPart(r0), func(ctx context.Context) (repoPageResult, error) {
-		r02, r1, err := c.next2.Page(ctx, r0)
+	v2, err := runtime.GetCachedWith(ctx, c.cache2, "page:"+runtime.EscapeKeyPart(r0), repoPageArgs{c.next2, r0}, func(ctx context.Context, a repoPageArgs) (repoPageResult, error) {
+		r02, r1, err := a.next.Page(ctx, a.r0)
 		return repoPageResult{
 			R0: r02,
 			R1: r1,

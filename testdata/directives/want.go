@@ -28,18 +28,37 @@ func NewUserRepoCache(next UserRepo, c *runtime.Cache) *UserRepoCache {
 
 var _ UserRepo = (*UserRepoCache)(nil)
 
+// userRepoFindArgs carries the arguments of UserRepo.Find to its loader.
+type userRepoFindArgs struct {
+	next UserRepo
+	id   UserID
+}
+
 // Find implements UserRepo.Find with cache:get key=user:{id} ttl=5m jitter=30s tags=user:{id}.
 func (c *UserRepoCache) Find(ctx context.Context, id UserID) (*User, error) {
-	return runtime.GetCached(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), func(ctx context.Context) (*User, error) {
-		return c.next.Find(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), userRepoFindArgs{c.next, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
+		return a.next.Find(ctx, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Jitter(30*time.Second), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))))
+}
+
+// userRepoListTeamArgs carries the arguments of UserRepo.ListTeam to its loader.
+type userRepoListTeamArgs struct {
+	next   UserRepo
+	teamID int64
+	region Region
 }
 
 // ListTeam implements UserRepo.ListTeam with cache:get key=users:team:{teamID}:{region} ttl=1m tags=team:{teamID},users.
 func (c *UserRepoCache) ListTeam(ctx context.Context, teamID int64, region Region) ([]*User, error) {
-	return runtime.GetCached(ctx, c.cache, "users:team:"+strconv.FormatInt(teamID, 10)+":"+strconv.FormatInt(int64(region), 10), func(ctx context.Context) ([]*User, error) {
-		return c.next.ListTeam(ctx, teamID, region)
+	return runtime.GetCachedWith(ctx, c.cache, "users:team:"+strconv.FormatInt(teamID, 10)+":"+strconv.FormatInt(int64(region), 10), userRepoListTeamArgs{c.next, teamID, region}, func(ctx context.Context, a userRepoListTeamArgs) ([]*User, error) {
+		return a.next.ListTeam(ctx, a.teamID, a.region)
 	}, runtime.TTL(time.Minute), runtime.Tags("team:"+strconv.FormatInt(teamID, 10), "users"))
+}
+
+// userRepoSearchArgs carries the arguments of UserRepo.Search to its loader.
+type userRepoSearchArgs struct {
+	next UserRepo
+	f    *Filter
 }
 
 // Search implements UserRepo.Search with cache:get key=users:filter:{f.TeamID}:{f.Name}:{f.Owner.ID} ttl=90s tags={result[].ID},team:{f.TeamID}.
@@ -56,8 +75,8 @@ func (c *UserRepoCache) Search(ctx context.Context, f *Filter) ([]*User, error) 
 		c.cache.Bypass("UserRepo.Search", "f.Owner is nil")
 		return c.next.Search(ctx, f)
 	}
-	return runtime.GetCached(ctx, c.cache, "users:filter:"+strconv.FormatInt(f.TeamID, 10)+":"+runtime.EscapeKeyPart(*f.Name)+":"+runtime.EscapeKeyPart(string(f.Owner.ID)), func(ctx context.Context) ([]*User, error) {
-		return c.next.Search(ctx, f)
+	return runtime.GetCachedWith(ctx, c.cache, "users:filter:"+strconv.FormatInt(f.TeamID, 10)+":"+runtime.EscapeKeyPart(*f.Name)+":"+runtime.EscapeKeyPart(string(f.Owner.ID)), userRepoSearchArgs{c.next, f}, func(ctx context.Context, a userRepoSearchArgs) ([]*User, error) {
+		return a.next.Search(ctx, a.f)
 	}, runtime.TTL(90*time.Second), runtime.Tags("team:"+strconv.FormatInt(f.TeamID, 10)), runtime.ResultTags(func(v []*User) []string {
 		tags := make([]string, 0, 1)
 		for _, e := range v {
@@ -96,10 +115,16 @@ type userRepoFindPageResult struct {
 	R1 string
 }
 
+// userRepoFindPageArgs carries the arguments of UserRepo.FindPage to its loader.
+type userRepoFindPageArgs struct {
+	next   UserRepo
+	cursor string
+}
+
 // FindPage implements UserRepo.FindPage with cache:get key=page:{cursor} ttl=1h30m swr=1m negative=10s lock=none tags=user:{result[].ID}.
 func (c *UserRepoCache) FindPage(ctx context.Context, cursor string) ([]*User, string, error) {
-	v, err := runtime.GetCached(ctx, c.cache, "page:"+runtime.EscapeKeyPart(cursor), func(ctx context.Context) (userRepoFindPageResult, error) {
-		r0, r1, err := c.next.FindPage(ctx, cursor)
+	v, err := runtime.GetCachedWith(ctx, c.cache, "page:"+runtime.EscapeKeyPart(cursor), userRepoFindPageArgs{c.next, cursor}, func(ctx context.Context, a userRepoFindPageArgs) (userRepoFindPageResult, error) {
+		r0, r1, err := a.next.FindPage(ctx, a.cursor)
 		return userRepoFindPageResult{
 			R0: r0,
 			R1: r1,

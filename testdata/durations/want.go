@@ -27,16 +27,26 @@ func NewRepoCache(next Repo, c *runtime.Cache) *RepoCache {
 
 var _ Repo = (*RepoCache)(nil)
 
+// repoAArgs carries the arguments of Repo.A to its loader.
+type repoAArgs struct {
+	next Repo
+}
+
 // A implements Repo.A with cache:get key=a ttl=1h jitter=1500ms swr=1us negative=1234ns lock=distributed.
 func (c *RepoCache) A(ctx context.Context) (string, error) {
-	return runtime.GetCached(ctx, c.cache, "a", func(ctx context.Context) (string, error) {
-		return c.next.A(ctx)
+	return runtime.GetCachedWith(ctx, c.cache, "a", repoAArgs{c.next}, func(ctx context.Context, a repoAArgs) (string, error) {
+		return a.next.A(ctx)
 	}, runtime.TTL(time.Hour), runtime.Jitter(1500*time.Millisecond), runtime.SWR(time.Microsecond), runtime.Negative(time.Duration(1234)), runtime.Lock(runtime.LockDistributed))
+}
+
+// repoBArgs carries the arguments of Repo.B to its loader.
+type repoBArgs struct {
+	next Repo
 }
 
 // B implements Repo.B with cache:get key=b ttl=36h jitter=2m30s.
 func (c *RepoCache) B(ctx context.Context) (string, error) {
-	return runtime.GetCached(ctx, c.cache, "b", func(ctx context.Context) (string, error) {
-		return c.next.B(ctx)
+	return runtime.GetCachedWith(ctx, c.cache, "b", repoBArgs{c.next}, func(ctx context.Context, a repoBArgs) (string, error) {
+		return a.next.B(ctx)
 	}, runtime.TTL(36*time.Hour), runtime.Jitter(150*time.Second))
 }

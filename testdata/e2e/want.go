@@ -28,17 +28,29 @@ func NewUserRepoCache(next UserRepo, c *runtime.Cache) *UserRepoCache {
 
 var _ UserRepo = (*UserRepoCache)(nil)
 
+// userRepoFindArgs carries the arguments of UserRepo.Find to its loader.
+type userRepoFindArgs struct {
+	next UserRepo
+	id   UserID
+}
+
 // Find implements UserRepo.Find with cache:get key=user:{id} ttl=5m tags=user:{id}.
 func (c *UserRepoCache) Find(ctx context.Context, id UserID) (*User, error) {
-	return runtime.GetCached(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), func(ctx context.Context) (*User, error) {
-		return c.next.Find(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), userRepoFindArgs{c.next, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
+		return a.next.Find(ctx, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))))
+}
+
+// userRepoListTeamArgs carries the arguments of UserRepo.ListTeam to its loader.
+type userRepoListTeamArgs struct {
+	next   UserRepo
+	teamID int64
 }
 
 // ListTeam implements UserRepo.ListTeam with cache:get key=team:{teamID}:users ttl=5m tags=team:{teamID},user:{result[].ID}.
 func (c *UserRepoCache) ListTeam(ctx context.Context, teamID int64) ([]*User, error) {
-	return runtime.GetCached(ctx, c.cache, "team:"+strconv.FormatInt(teamID, 10)+":users", func(ctx context.Context) ([]*User, error) {
-		return c.next.ListTeam(ctx, teamID)
+	return runtime.GetCachedWith(ctx, c.cache, "team:"+strconv.FormatInt(teamID, 10)+":users", userRepoListTeamArgs{c.next, teamID}, func(ctx context.Context, a userRepoListTeamArgs) ([]*User, error) {
+		return a.next.ListTeam(ctx, a.teamID)
 	}, runtime.TTL(5*time.Minute), runtime.Tags("team:"+strconv.FormatInt(teamID, 10)), runtime.ResultTags(func(v []*User) []string {
 		tags := make([]string, 0, 1)
 		for _, e := range v {
@@ -50,11 +62,24 @@ func (c *UserRepoCache) ListTeam(ctx context.Context, teamID int64) ([]*User, er
 	}))
 }
 
+// userRepoPairArgs carries the arguments of UserRepo.Pair to its loader.
+type userRepoPairArgs struct {
+	next UserRepo
+	a    string
+	b    string
+}
+
 // Pair implements UserRepo.Pair with cache:get key=pair:{a}:{b} ttl=5m.
 func (c *UserRepoCache) Pair(ctx context.Context, a string, b string) (string, error) {
-	return runtime.GetCached(ctx, c.cache, "pair:"+runtime.EscapeKeyPart(a)+":"+runtime.EscapeKeyPart(b), func(ctx context.Context) (string, error) {
-		return c.next.Pair(ctx, a, b)
+	return runtime.GetCachedWith(ctx, c.cache, "pair:"+runtime.EscapeKeyPart(a)+":"+runtime.EscapeKeyPart(b), userRepoPairArgs{c.next, a, b}, func(ctx context.Context, a2 userRepoPairArgs) (string, error) {
+		return a2.next.Pair(ctx, a2.a, a2.b)
 	}, runtime.TTL(5*time.Minute))
+}
+
+// userRepoSearchArgs carries the arguments of UserRepo.Search to its loader.
+type userRepoSearchArgs struct {
+	next UserRepo
+	f    *Filter
 }
 
 // Search implements UserRepo.Search with cache:get key=search:{f.Team} ttl=5m.
@@ -67,8 +92,8 @@ func (c *UserRepoCache) Search(ctx context.Context, f *Filter) ([]*User, error) 
 		c.cache.Bypass("UserRepo.Search", "f.Team is nil")
 		return c.next.Search(ctx, f)
 	}
-	return runtime.GetCached(ctx, c.cache, "search:"+strconv.FormatInt(*f.Team, 10), func(ctx context.Context) ([]*User, error) {
-		return c.next.Search(ctx, f)
+	return runtime.GetCachedWith(ctx, c.cache, "search:"+strconv.FormatInt(*f.Team, 10), userRepoSearchArgs{c.next, f}, func(ctx context.Context, a userRepoSearchArgs) ([]*User, error) {
+		return a.next.Search(ctx, a.f)
 	}, runtime.TTL(5*time.Minute))
 }
 
@@ -99,10 +124,16 @@ type userRepoPageResult struct {
 	R1 string
 }
 
+// userRepoPageArgs carries the arguments of UserRepo.Page to its loader.
+type userRepoPageArgs struct {
+	next   UserRepo
+	cursor string
+}
+
 // Page implements UserRepo.Page with cache:get key=page:{cursor} ttl=5m.
 func (c *UserRepoCache) Page(ctx context.Context, cursor string) ([]*User, string, error) {
-	v, err := runtime.GetCached(ctx, c.cache, "page:"+runtime.EscapeKeyPart(cursor), func(ctx context.Context) (userRepoPageResult, error) {
-		r0, r1, err := c.next.Page(ctx, cursor)
+	v, err := runtime.GetCachedWith(ctx, c.cache, "page:"+runtime.EscapeKeyPart(cursor), userRepoPageArgs{c.next, cursor}, func(ctx context.Context, a userRepoPageArgs) (userRepoPageResult, error) {
+		r0, r1, err := a.next.Page(ctx, a.cursor)
 		return userRepoPageResult{
 			R0: r0,
 			R1: r1,

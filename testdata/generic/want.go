@@ -28,17 +28,30 @@ func NewUserRepoCache(next UserRepo, c *runtime.Cache) *UserRepoCache {
 
 var _ UserRepo = (*UserRepoCache)(nil)
 
+// userRepoFindByEmailArgs carries the arguments of UserRepo.FindByEmail to its loader.
+type userRepoFindByEmailArgs struct {
+	next  UserRepo
+	email string
+}
+
 // FindByEmail implements UserRepo.FindByEmail with cache:get key=user:email:{email} ttl=1m.
 func (c *UserRepoCache) FindByEmail(ctx context.Context, email string) (*User, error) {
-	return runtime.GetCached(ctx, c.cache, "user:email:"+runtime.EscapeKeyPart(email), func(ctx context.Context) (*User, error) {
-		return c.next.FindByEmail(ctx, email)
+	return runtime.GetCachedWith(ctx, c.cache, "user:email:"+runtime.EscapeKeyPart(email), userRepoFindByEmailArgs{c.next, email}, func(ctx context.Context, a userRepoFindByEmailArgs) (*User, error) {
+		return a.next.FindByEmail(ctx, a.email)
 	}, runtime.TTL(time.Minute))
+}
+
+// userRepoFindArgs carries the arguments of UserRepo.Find to its loader.
+type userRepoFindArgs struct {
+	next UserRepo
+	name string
+	id   int64
 }
 
 // Find implements UserRepo.Find with cache:get key={name}:{id} ttl=5m tags={name}:{id}.
 func (c *UserRepoCache) Find(ctx context.Context, name string, id int64) (*User, error) {
-	return runtime.GetCached(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) (*User, error) {
-		return c.next.Find(ctx, name, id)
+	return runtime.GetCachedWith(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10), userRepoFindArgs{c.next, name, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
+		return a.next.Find(ctx, a.name, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10)))
 }
 
@@ -84,10 +97,17 @@ func NewTeamRepoCache(next TeamRepo, c *runtime.Cache) *TeamRepoCache {
 
 var _ TeamRepo = (*TeamRepoCache)(nil)
 
+// teamRepoFindArgs carries the arguments of TeamRepo.Find to its loader.
+type teamRepoFindArgs struct {
+	next TeamRepo
+	name string
+	id   string
+}
+
 // Find implements TeamRepo.Find with cache:get key={name}:{id} ttl=5m tags={name}:{id}.
 func (c *TeamRepoCache) Find(ctx context.Context, name string, id string) (Team, error) {
-	return runtime.GetCached(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id), func(ctx context.Context) (Team, error) {
-		return c.next.Find(ctx, name, id)
+	return runtime.GetCachedWith(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id), teamRepoFindArgs{c.next, name, id}, func(ctx context.Context, a teamRepoFindArgs) (Team, error) {
+		return a.next.Find(ctx, a.name, a.id)
 	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id)))
 }
 

@@ -29,10 +29,18 @@ func NewStoreCache(next Store, c *runtime.Cache) *StoreCache {
 
 var _ Store = (*StoreCache)(nil)
 
+// storeGetVersionArgs carries the arguments of Store.GetVersion to its loader.
+type storeGetVersionArgs struct {
+	next    Store
+	tenant  string
+	id      ID
+	version uint32
+}
+
 // GetVersion implements Store.GetVersion with cache:get key=item:{tenant}:{id}:{version} ttl=10m.
 func (c *StoreCache) GetVersion(ctx context.Context, tenant string, id ID, version uint32) (Item, error) {
-	return runtime.GetCached(ctx, c.cache, "item:"+runtime.EscapeKeyPart(tenant)+":"+strconv.FormatInt(int64(id), 10)+":"+strconv.FormatUint(uint64(version), 10), func(ctx context.Context) (Item, error) {
-		return c.next.GetVersion(ctx, tenant, id, version)
+	return runtime.GetCachedWith(ctx, c.cache, "item:"+runtime.EscapeKeyPart(tenant)+":"+strconv.FormatInt(int64(id), 10)+":"+strconv.FormatUint(uint64(version), 10), storeGetVersionArgs{c.next, tenant, id, version}, func(ctx context.Context, a storeGetVersionArgs) (Item, error) {
+		return a.next.GetVersion(ctx, a.tenant, a.id, a.version)
 	}, runtime.TTL(10*time.Minute))
 }
 
@@ -90,10 +98,16 @@ func (c *StoreCache) Names() []string {
 	return c.next.Names()
 }
 
+// storeGetArgs carries the arguments of Store.Get to its loader.
+type storeGetArgs struct {
+	next Store
+	id   ID
+}
+
 // Get implements Store.Get with cache:get key=item:{id} ttl=1m.
 func (c *StoreCache) Get(ctx context.Context, id ID) (Item, error) {
-	return runtime.GetCached(ctx, c.cache, "item:"+strconv.FormatInt(int64(id), 10), func(ctx context.Context) (Item, error) {
-		return c.next.Get(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "item:"+strconv.FormatInt(int64(id), 10), storeGetArgs{c.next, id}, func(ctx context.Context, a storeGetArgs) (Item, error) {
+		return a.next.Get(ctx, a.id)
 	}, runtime.TTL(time.Minute))
 }
 
@@ -119,9 +133,15 @@ func NewOtherCache(next Other, c *runtime.Cache) *OtherCache {
 
 var _ Other = (*OtherCache)(nil)
 
+// otherLookupArgs carries the arguments of Other.Lookup to its loader.
+type otherLookupArgs struct {
+	next Other
+	name string
+}
+
 // Lookup implements Other.Lookup with cache:get key=other:{name} ttl=1m.
 func (c *OtherCache) Lookup(ctx context.Context, name string) (*Item, error) {
-	return runtime.GetCached(ctx, c.cache, "other:"+runtime.EscapeKeyPart(name), func(ctx context.Context) (*Item, error) {
-		return c.next.Lookup(ctx, name)
+	return runtime.GetCachedWith(ctx, c.cache, "other:"+runtime.EscapeKeyPart(name), otherLookupArgs{c.next, name}, func(ctx context.Context, a otherLookupArgs) (*Item, error) {
+		return a.next.Lookup(ctx, a.name)
 	}, runtime.TTL(time.Minute))
 }

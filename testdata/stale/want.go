@@ -27,9 +27,15 @@ func NewRepoCache(next Repo, c *runtime.Cache) *RepoCache {
 
 var _ Repo = (*RepoCache)(nil)
 
+// repoFindArgs carries the arguments of Repo.Find to its loader.
+type repoFindArgs struct {
+	next Repo
+	id   string
+}
+
 // Find implements Repo.Find with cache:get key=x:{id} ttl=1m.
 func (c *RepoCache) Find(ctx context.Context, id string) (string, error) {
-	return runtime.GetCached(ctx, c.cache, "x:"+runtime.EscapeKeyPart(id), func(ctx context.Context) (string, error) {
-		return c.next.Find(ctx, id)
+	return runtime.GetCachedWith(ctx, c.cache, "x:"+runtime.EscapeKeyPart(id), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (string, error) {
+		return a.next.Find(ctx, a.id)
 	}, runtime.TTL(time.Minute))
 }

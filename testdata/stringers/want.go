@@ -29,6 +29,13 @@ func NewRepoCache(next Repo, c *runtime.Cache) *RepoCache {
 
 var _ Repo = (*RepoCache)(nil)
 
+// repoFindArgs carries the arguments of Repo.Find to its loader.
+type repoFindArgs struct {
+	next Repo
+	q    *Query
+	s    fmt.Stringer
+}
+
 // Find implements Repo.Find with cache:get key=q:{q.Tenant}:{q.Code}:{q.Limit}:{q.Name}:{q.Size}:{q.Label}:{q.Parent.Name} ttl=1m tags={s}.
 func (c *RepoCache) Find(ctx context.Context, q *Query, s fmt.Stringer) ([]string, error) {
 	if q == nil {
@@ -67,7 +74,7 @@ func (c *RepoCache) Find(ctx context.Context, q *Query, s fmt.Stringer) ([]strin
 		c.cache.Bypass("Repo.Find", "s is nil")
 		return c.next.Find(ctx, q, s)
 	}
-	return runtime.GetCached(ctx, c.cache, "q:"+runtime.EscapeKeyPart(q.Base.Tenant)+":"+runtime.EscapeKeyPart(q.Code.String())+":"+strconv.FormatInt(*q.Limit, 10)+":"+runtime.EscapeKeyPart(*q.Name)+":"+strconv.FormatUint(uint64(*q.Size), 10)+":"+runtime.EscapeKeyPart(q.Label.String())+":"+runtime.EscapeKeyPart(*q.Parent.Name), func(ctx context.Context) ([]string, error) {
-		return c.next.Find(ctx, q, s)
+	return runtime.GetCachedWith(ctx, c.cache, "q:"+runtime.EscapeKeyPart(q.Base.Tenant)+":"+runtime.EscapeKeyPart(q.Code.String())+":"+strconv.FormatInt(*q.Limit, 10)+":"+runtime.EscapeKeyPart(*q.Name)+":"+strconv.FormatUint(uint64(*q.Size), 10)+":"+runtime.EscapeKeyPart(q.Label.String())+":"+runtime.EscapeKeyPart(*q.Parent.Name), repoFindArgs{c.next, q, s}, func(ctx context.Context, a repoFindArgs) ([]string, error) {
+		return a.next.Find(ctx, a.q, a.s)
 	}, runtime.TTL(time.Minute), runtime.Tags(runtime.EscapeKeyPart(s.String())))
 }

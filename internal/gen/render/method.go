@@ -390,16 +390,66 @@ func (mr *methodRenderer) opts(typ jen.Code, field string) []jen.Code {
 	return out
 }
 
+// argNext is the field of an argument struct that holds the wrapped
+// repository; the parameters keep their names, which are unique and never
+// this one (a parameter named so is renamed when the method is set up).
+func (mr *methodRenderer) argNext() string {
+	name := "next"
+	for taken := true; taken; {
+		taken = false
+		for _, p := range mr.params[1:] {
+			if p == name {
+				name += "_"
+				taken = true
+			}
+		}
+	}
+	return name
+}
+
+// argFields are the fields of the method's argument struct: the wrapped
+// repository, then every parameter but the context.
+func (mr *methodRenderer) argFields() []jen.Code {
+	fields := []jen.Code{jen.Id(mr.argNext()).Id(mr.it.Name)}
+	for i, p := range mr.m.Params[1:] {
+		fields = append(fields, jen.Id(mr.params[i+1]).Add(mr.r.typ(p.Type)))
+	}
+	return fields
+}
+
+// argLoad returns the argument struct's value and the loader that takes
+// it: a function literal that captures nothing, so that a hit allocates
+// nothing for it. results renders what the loader returns from the call.
+func (mr *methodRenderer) argLoad(typ jen.Code, results func(call *jen.Statement) []jen.Code) (jen.Code, jen.Code) {
+	an := mr.r.argStructs[mr.m]
+	vals := []jen.Code{jen.Id(mr.recv).Dot(mr.next)}
+	a := mr.local("a")
+	var args []jen.Code
+	args = append(args, jen.Id(mr.ctx()))
+	for i := range mr.m.Params[1:] {
+		vals = append(vals, jen.Id(mr.params[i+1]))
+		arg := jen.Id(a).Dot(mr.params[i+1])
+		if mr.m.Variadic && i == len(mr.m.Params)-2 {
+			arg = arg.Op("...")
+		}
+		args = append(args, arg)
+	}
+	call := jen.Id(a).Dot(mr.argNext()).Dot(mr.m.Name).Call(args...)
+	ctxParam := jen.Id(mr.ctx()).Qual(contextPkg, "Context")
+	load := jen.Func().Params(ctxParam, jen.Id(a).Id(an)).Params(typ, jen.Error()).Block(results(call)...)
+	return jen.Id(an).Values(vals...), load
+}
+
 func (mr *methodRenderer) get() []jen.Code {
 	d, m := mr.d, mr.m
 	body := mr.bypass(mr.paramChecks(append([]*model.Template{d.Key}, d.Tags...)...), []jen.Code{mr.call(nil)})
 	_, key := mr.template(d.Key, roots{})
-	ctxParam := jen.Id(mr.ctx()).Qual(contextPkg, "Context")
 	values := m.Results[:len(m.Results)-1]
 	if len(values) == 1 {
-		load := jen.Func().Params(ctxParam).Params(mr.r.typ(values[0]), jen.Error()).Block(jen.Return(mr.call(nil)))
-		args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, load}, mr.opts(mr.r.typ(values[0]), "")...)
-		return append(body, jen.Return(jen.Qual(runtimePkg, "GetCached").Call(args...)))
+		typ := mr.r.typ(values[0])
+		arg, load := mr.argLoad(typ, func(call *jen.Statement) []jen.Code { return []jen.Code{jen.Return(call)} })
+		args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, arg, load}, mr.opts(mr.r.typ(values[0]), "")...)
+		return append(body, jen.Return(jen.Qual(runtimePkg, "GetCachedWith").Call(args...)))
 	}
 	// Several values: cached together in the result struct.
 	sn := mr.r.resultStructs[m]
@@ -411,18 +461,20 @@ func (mr *methodRenderer) get() []jen.Code {
 		dict[jen.Id(fmt.Sprintf("R%d", i))] = jen.Id(n)
 	}
 	errName := mr.local("err")
-	load := jen.Func().Params(ctxParam).Params(jen.Id(sn), jen.Error()).Block(
-		jen.List(append(rs, jen.Id(errName))...).Op(":=").Add(mr.call(nil)),
-		jen.Return(jen.Id(sn).Values(dict), jen.Id(errName)),
-	)
+	arg, load := mr.argLoad(jen.Id(sn), func(call *jen.Statement) []jen.Code {
+		return []jen.Code{
+			jen.List(append(rs, jen.Id(errName))...).Op(":=").Add(call),
+			jen.Return(jen.Id(sn).Values(dict), jen.Id(errName)),
+		}
+	})
 	v := mr.local("v")
-	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, load}, mr.opts(jen.Id(sn), ".R0")...)
+	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, arg, load}, mr.opts(jen.Id(sn), ".R0")...)
 	var ret []jen.Code
 	for i := range values {
 		ret = append(ret, jen.Id(v).Dot(fmt.Sprintf("R%d", i)))
 	}
 	return append(body,
-		jen.List(jen.Id(v), jen.Id(errName)).Op(":=").Qual(runtimePkg, "GetCached").Call(args...),
+		jen.List(jen.Id(v), jen.Id(errName)).Op(":=").Qual(runtimePkg, "GetCachedWith").Call(args...),
 		jen.Return(append(ret, jen.Id(errName))...),
 	)
 }

@@ -122,6 +122,9 @@ type renderer struct {
 	taken map[string]bool // file-level names: package scope, imports, generated, predeclared
 	// resultStructs names the struct of each multi-result get.
 	resultStructs map[*model.Method]string
+	// argStructs names the struct that carries a get's arguments to its
+	// loader, so that the loader captures nothing (GetCachedWith).
+	argStructs map[*model.Method]string
 }
 
 // unique returns base, or base with the smallest number from 2 up, that is
@@ -191,11 +194,17 @@ func (r *renderer) names() {
 	}
 	// The structs of multi-result gets.
 	r.resultStructs = map[*model.Method]string{}
+	r.argStructs = map[*model.Method]string{}
 	for _, it := range r.p.Interfaces {
 		for _, m := range it.Methods {
-			if d := m.Directive; d != nil && d.Kind == model.Get && len(m.Results) > 2 {
+			d := m.Directive
+			if d == nil || d.Kind != model.Get || d.Batch != nil {
+				continue
+			}
+			if len(m.Results) > 2 {
 				r.resultStructs[m] = unique(r.taken, lowerFirst(it.Name)+m.Name+"Result")
 			}
+			r.argStructs[m] = unique(r.taken, lowerFirst(it.Name)+m.Name+"Args")
 		}
 	}
 }
@@ -348,6 +357,11 @@ func (r *renderer) iface(it *model.Interface) {
 			f.Line()
 		}
 		mr := newMethodRenderer(r, it, m, name, next, cache)
+		if an, ok := r.argStructs[m]; ok && mr.d != nil && !m.Skip {
+			f.Commentf("%s carries the arguments of %s.%s to its loader.", an, it.Name, m.Name)
+			f.Type().Id(an).Struct(mr.argFields()...)
+			f.Line()
+		}
 		mr.render()
 	}
 }
