@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,16 +80,51 @@ func TestPubSub(t *testing.T) {
 	})
 }
 
-// killPubSubClients drops every pub/sub connection of the server or
-// cluster; the test binary runs its own servers, so they are ours.
-func killPubSubClients(t *testing.T, b *redistest.Backend) int64 {
+// namedClient returns a client to b's server or cluster whose connections
+// carry name, so that a test can find them in CLIENT LIST.
+func namedClient(t *testing.T, b *redistest.Backend, name string) redis.UniversalClient {
+	t.Helper()
+	var c redis.UniversalClient
+	if b.Cluster {
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs, ClientName: name})
+	} else {
+		opt := b.Client.(*redis.Client).Options()
+		opt.ClientName = name
+		c = redis.NewClient(opt)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// killPubSubClients drops the pub/sub connections named name, and only
+// those: REDIS_URL may be a server that others use.
+func killPubSubClients(t *testing.T, b *redistest.Backend, name string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	var killed atomic.Int64
 	kill := func(ctx context.Context, c *redis.Client) error {
-		n, err := c.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
-		killed.Add(n)
-		return err
+		list, err := c.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		for line := range strings.SplitSeq(list, "\n") {
+			fields := strings.Fields(line)
+			if !slices.Contains(fields, "name="+name) || !slices.ContainsFunc(fields, func(f string) bool {
+				return strings.HasPrefix(f, "sub=") && f != "sub=0"
+			}) {
+				continue
+			}
+			for _, f := range fields {
+				if id, ok := strings.CutPrefix(f, "id="); ok {
+					n, err := c.ClientKillByFilter(ctx, "ID", id).Result()
+					if err != nil {
+						return err
+					}
+					killed.Add(n)
+				}
+			}
+		}
+		return nil
 	}
 	var err error
 	switch c := b.Client.(type) {
@@ -106,7 +143,8 @@ func TestSubscribeSurvivesReconnect(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		b.RequireReal(t)
 		ctx := context.Background()
-		ps, err := stream.NewPubSub(b.Client, opts(b)...)
+		name := strings.NewReplacer(":", "-").Replace(b.Namespace)
+		ps, err := stream.NewPubSub(namedClient(t, b, name), opts(b)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +160,7 @@ func TestSubscribeSurvivesReconnect(t *testing.T) {
 		if v := wait(t, got, "the first message"); v != "before" {
 			t.Fatalf("got %q", v)
 		}
-		if n := killPubSubClients(t, b); n < 1 {
+		if n := killPubSubClients(t, b, name); n < 1 {
 			t.Fatalf("CLIENT KILL killed %d connections", n)
 		}
 		// Messages published while the subscriber reconnects are lost;
