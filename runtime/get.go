@@ -147,11 +147,16 @@ func Set[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 	if err := o.check(key, opts); err != nil {
 		return err
 	}
+	return set(ctx, c, key, value, &o, tagsFor(opts, value))
+}
+
+// set encodes and stores value with tags; its options are checked.
+func set[T any](ctx context.Context, c *Cache, key string, value T, o *callOptions, tags []string) error {
 	data, err := codec.Marshal(c.codec, value)
 	if err != nil {
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
-	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), tagsFor(opts, value)); err != nil {
+	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), tags); err != nil {
 		c.redisError("set", key, err)
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
@@ -284,10 +289,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
 		c.release(bg, l)
 	default:
-		var serr error
-		if stored, serr = c.storeLeased(bg, key, l, data, ttl, tags); serr != nil {
-			c.redisError("set", key, serr)
-		}
+		stored = c.storeLeased(bg, key, l, data, ttl, tags)
 	}
 	return v, err, stored
 }

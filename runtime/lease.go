@@ -135,23 +135,38 @@ type scriptCall struct {
 	args   []any
 }
 
-// runScripts runs the calls in one pipeline with EVALSHA, then runs again
-// with EVAL (through Script.Run) any that the server did not know yet
-// (NOSCRIPT: first use since a restart or SCRIPT FLUSH). The commands are
-// returned in order, each with its own result or error.
+// runScripts runs the calls in one pipeline (no round trip for none) with
+// EVALSHA, then runs again with EVAL any that the server did not know yet.
+// The commands are returned in order, each with its own result or error.
 func (c *Cache) runScripts(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+	if len(calls) == 0 {
+		return nil
+	}
 	pipe := c.client.Pipeline()
+	cmds := queueScripts(ctx, pipe, calls)
+	_, _ = pipe.Exec(ctx)
+	c.retryNoScript(ctx, cmds, calls)
+	return cmds
+}
+
+// queueScripts adds the calls to pipe as EVALSHA commands.
+func queueScripts(ctx context.Context, pipe redis.Pipeliner, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, sc := range calls {
 		cmds[i] = sc.script.EvalSha(ctx, pipe, sc.keys, sc.args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	return cmds
+}
+
+// retryNoScript runs again, with EVAL (through Script.Run), each command
+// that failed with NOSCRIPT: the script's first use on that server since a
+// restart or SCRIPT FLUSH.
+func (c *Cache) retryNoScript(ctx context.Context, cmds []*redis.Cmd, calls []scriptCall) {
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			cmds[i] = calls[i].script.Run(ctx, c.client, calls[i].keys, calls[i].args...)
 		}
 	}
-	return cmds
 }
 
 // release deletes the lease's placeholder (a failed or uncacheable load), so

@@ -1,11 +1,13 @@
 package runtime
 
+import "strings"
+
 // slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
 // key's hash tag (the text between the first '{' and the next '}', when
 // non-empty) or of the whole key, modulo 16384.
 func slot(key string) uint16 {
-	if s := indexByte(key, '{'); s >= 0 {
-		if e := indexByte(key[s+1:], '}'); e > 0 {
+	if s := strings.IndexByte(key, '{'); s >= 0 {
+		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
 			key = key[s+1 : s+1+e]
 		}
 	}
@@ -14,15 +16,6 @@ func slot(key string) uint16 {
 		crc = crc<<8 ^ crc16tab[byte(crc>>8)^key[i]]
 	}
 	return crc & 16383
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 var crc16tab = func() (t [256]uint16) {

@@ -94,12 +94,14 @@ func (c *Cache) tagKey(tag string) string {
 	return c.prefix + "#tag:{" + escapeTag(tag) + "}"
 }
 
+// tagEscaper escapes the bytes that would break a tag key's hash tag.
+var tagEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
 func escapeTag(tag string) string {
 	if !strings.ContainsAny(tag, "%{}") {
 		return tag
 	}
-	r := strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
-	return r.Replace(tag)
+	return tagEscaper.Replace(tag)
 }
 
 // entry is one value to store.
@@ -108,6 +110,28 @@ type entry struct {
 	data      []byte
 	ttl       time.Duration
 	tags      []string
+}
+
+// tagCalls are the tagging scripts that add full to each tag's set for
+// ttl (plus the margin).
+func (c *Cache) tagCalls(full string, ttl time.Duration, tags []string) []scriptCall {
+	calls := make([]scriptCall, len(tags))
+	for i, t := range tags {
+		calls[i] = scriptCall{tagAddScript, []string{c.tagKey(t)}, []any{ms(ttl + tagMargin), full}}
+	}
+	return calls
+}
+
+// invalidatedSince reads a tagging script's reply (the tag's last
+// invalidation time plus versionTTL, or "0") and reports whether the tag
+// was invalidated after start (server time, unix ms, of a lease), less the
+// tolerated clock skew.
+func (c *Cache) invalidatedSince(reply string, start float64) (bool, error) {
+	score, err := strconv.ParseFloat(reply, 64)
+	if err != nil {
+		return false, fmt.Errorf("invalidation time %q: %w", reply, err)
+	}
+	return score != 0 && score-float64(versionTTL.Milliseconds()) >= start-float64(c.skew.Microseconds())/1000, nil
 }
 
 // store writes one entry; see storeMany.
@@ -121,32 +145,28 @@ func (c *Cache) store(ctx context.Context, key, full string, data []byte, ttl ti
 // again: a key that its tag cannot reach would escape invalidation.
 func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	start := time.Now()
-	type tagCmd struct {
-		cmd      *redis.Cmd
-		tag, ttl string
-		entry    int
-	}
-	var tagCmds []tagCmd
-	sets := make([]*redis.StatusCmd, len(entries))
-	pipe := c.client.Pipeline()
+	var (
+		calls []scriptCall
+		owner []int
+	)
 	for i, e := range entries {
-		memberTTL := strconv.FormatInt((e.ttl + tagMargin).Milliseconds(), 10)
-		for _, t := range e.tags {
-			cmd := tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, e.full)
-			tagCmds = append(tagCmds, tagCmd{cmd, t, memberTTL, i})
+		for _, sc := range c.tagCalls(e.full, e.ttl, e.tags) {
+			calls = append(calls, sc)
+			owner = append(owner, i)
 		}
+	}
+	pipe := c.client.Pipeline()
+	cmds := queueScripts(ctx, pipe, calls)
+	sets := make([]*redis.StatusCmd, len(entries))
+	for i, e := range entries {
 		sets[i] = pipe.Set(ctx, e.full, e.data, e.ttl)
 	}
 	_, _ = pipe.Exec(ctx)
+	c.retryNoScript(ctx, cmds, calls)
 	failed := make(map[int]error)
-	for _, tc := range tagCmds {
-		err := tc.cmd.Err()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// First use on this server since a restart or SCRIPT FLUSH.
-			err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tc.tag)}, tc.ttl, entries[tc.entry].full).Err()
-		}
-		if err != nil && failed[tc.entry] == nil {
-			failed[tc.entry] = fmt.Errorf("tag %q: %w", tc.tag, err)
+	for n, cmd := range cmds {
+		if err := cmd.Err(); err != nil && failed[owner[n]] == nil {
+			failed[owner[n]] = fmt.Errorf("tag key %q: %w", calls[n].keys[0], err)
 		}
 	}
 	var errs, undo []string
@@ -185,109 +205,85 @@ func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 // in the same script closes the race: an invalidation either comes before
 // the add (and the check sees it) or after (and its drain sees the key).
 func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Duration, tags []string, start float64) (bool, error) {
-	memberTTL := ms(ttl + tagMargin)
-	pipe := c.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(tags))
-	for i, t := range tags {
-		cmds[i] = tagAddScript.EvalSha(ctx, pipe, []string{c.tagKey(t)}, memberTTL, full)
-	}
-	_, _ = pipe.Exec(ctx)
 	unchanged := true
-	for i, cmd := range cmds {
-		v, err := cmd.Text()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			v, err = tagAddScript.Run(ctx, c.client, []string{c.tagKey(tags[i])}, memberTTL, full).Text()
-		}
+	for i, cmd := range c.runScripts(ctx, c.tagCalls(full, ttl, tags)) {
+		reply, err := cmd.Text()
 		if err != nil {
 			return false, fmt.Errorf("tag %q: %w", tags[i], err)
 		}
-		score, err := strconv.ParseFloat(v, 64)
+		after, err := c.invalidatedSince(reply, start)
 		if err != nil {
-			return false, fmt.Errorf("tag %q: invalidation time %q: %w", tags[i], v, err)
+			return false, fmt.Errorf("tag %q: %w", tags[i], err)
 		}
-		if score != 0 && score-float64(versionTTL.Milliseconds()) >= start-float64(c.skew.Microseconds())/1000 {
-			unchanged = false
-		}
+		unchanged = unchanged && !after
 	}
 	return unchanged, nil
 }
 
-// storeLeased stores data under the lease's key if the lease is still held
-// (compare-and-set on the placeholder) and no tag of the value was
-// invalidated since the lease was granted. Otherwise the load raced with a
-// write: the value may be stale, and it is dropped. stored reports success.
-func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) (stored bool, err error) {
-	start := time.Now()
-	if len(tags) > 0 {
-		unchanged, err := c.tagsUnchangedSince(ctx, l.full, ttl, tags, l.start)
-		if err != nil || !unchanged {
-			c.release(ctx, l)
-			if err == nil {
-				c.staleSetPrevented(key)
-			}
-			return false, err
-		}
-	}
-	ok, err := casStoreScript.Run(ctx, c.client, []string{l.full}, l.token, data, ms(ttl)).Int()
-	if err != nil {
-		return false, err
-	}
-	if ok == 0 {
-		c.staleSetPrevented(key)
-		return false, nil
-	}
-	c.stats.sets.Add(1)
-	c.observe(Event{Op: OpSet, Key: key, Duration: time.Since(start)})
-	return true, nil
+// storeLeased stores one entry under its lease; see storeLeasedMany.
+func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) bool {
+	return c.storeLeasedMany(ctx, []entry{{key: key, full: l.full, data: data, ttl: ttl, tags: tags}}, []*lease{l})[0]
 }
 
-// storeLeasedMany is storeLeased for many entries, in two pipelines: the
-// tagging scripts of every entry, then the compare-and-sets of the entries
-// whose tags were not invalidated (and releases of the others).
-func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease) {
+// storeLeasedMany stores each entry under its key if its lease is still
+// held (compare-and-set on the placeholder) and none of its tags was
+// invalidated since the lease was granted. Otherwise the load raced with a
+// write: the value may be stale, and it is dropped. It takes two pipelines,
+// the tagging scripts of every entry, then the compare-and-sets (and the
+// releases of the leases of entries that are not stored); without tags,
+// only the second. stored reports each entry's success; Redis errors are
+// logged and counted.
+func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease) (stored []bool) {
 	start := time.Now()
-	var calls []scriptCall
-	var owner []int
+	var (
+		calls []scriptCall
+		owner []int
+	)
 	for i, e := range entries {
-		for _, t := range e.tags {
-			calls = append(calls, scriptCall{tagAddScript, []string{c.tagKey(t)}, []any{ms(e.ttl + tagMargin), e.full}})
+		for _, sc := range c.tagCalls(e.full, e.ttl, e.tags) {
+			calls = append(calls, sc)
 			owner = append(owner, i)
 		}
 	}
-	conflict := make([]bool, len(entries))
+	raced := make([]bool, len(entries))
+	failed := make([]bool, len(entries))
 	for n, cmd := range c.runScripts(ctx, calls) {
 		i := owner[n]
-		v, err := cmd.Text()
+		reply, err := cmd.Text()
+		var after bool
+		if err == nil {
+			after, err = c.invalidatedSince(reply, leases[i].start)
+		}
 		if err != nil {
 			c.redisError("tag", entries[i].key, err)
-			conflict[i] = true
-			continue
+			failed[i] = true
 		}
-		if score, err := strconv.ParseFloat(v, 64); err != nil || score != 0 &&
-			score-float64(versionTTL.Milliseconds()) >= leases[i].start-float64(c.skew.Microseconds())/1000 {
-			conflict[i] = true
-		}
+		raced[i] = raced[i] || after
 	}
 	calls = calls[:0]
 	for i, e := range entries {
-		if conflict[i] {
+		if raced[i] || failed[i] {
 			calls = append(calls, scriptCall{releaseScript, []string{e.full}, []any{leases[i].token}})
 		} else {
 			calls = append(calls, scriptCall{casStoreScript, []string{e.full}, []any{leases[i].token, e.data, ms(e.ttl)}})
 		}
 	}
+	stored = make([]bool, len(entries))
 	for i, cmd := range c.runScripts(ctx, calls) {
 		n, err := cmd.Int()
 		switch {
 		case err != nil:
 			c.redisError("set", entries[i].key, err)
-		case conflict[i] || n == 0:
+		case failed[i]:
+		case raced[i] || n == 0:
 			c.staleSetPrevented(entries[i].key)
 		default:
+			stored[i] = true
 			c.stats.sets.Add(1)
 			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start)})
 		}
 	}
+	return stored
 }
 
 // staleSetPrevented counts a loaded value that was not stored because the

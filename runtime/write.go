@@ -28,14 +28,15 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 		tx.AfterCommit(func() { Put(bg, c, key, value, opts...) })
 		return
 	}
-	drop := append(tagsFor(opts, value), alsoInvalidate(opts)...)
+	tags := tagsFor(opts, value)
+	drop := append(tags[:len(tags):len(tags)], alsoInvalidate(opts)...)
 	if err := c.InvalidateTags(ctx, drop...); err != nil {
 		return // logged and counted by InvalidateTags
 	}
 	if isNilPointer(value) {
 		return
 	}
-	_ = Set(ctx, c, key, value, opts...) // logged and counted by Set
+	_ = set(ctx, c, key, value, &o, tags) // logged and counted by set
 }
 
 // AfterWrite is the step of a //cache:invalidate method, run after the
