@@ -75,13 +75,13 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 // loaded from its cookie. Both fail closed (503) when Redis fails.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /workspaces/{id}", s.getWorkspace)
+	mux.HandleFunc("GET /workspaces/{id}", getByID(s, Repository.FindWorkspace))
 	mux.HandleFunc("PATCH /workspaces/{id}", s.patchWorkspace)
-	mux.HandleFunc("GET /workspaces/{id}/members", s.listMembers)
-	mux.HandleFunc("GET /workspaces/{id}/projects", s.listProjects)
+	mux.HandleFunc("GET /workspaces/{id}/members", getByID(s, Repository.ListMembers))
+	mux.HandleFunc("GET /workspaces/{id}/projects", getByID(s, Repository.ListProjects))
 	mux.HandleFunc("POST /workspaces/{id}/projects", s.createProject)
 	mux.HandleFunc("DELETE /workspaces/{id}/projects/{pid}", s.deleteProject)
-	mux.HandleFunc("GET /projects/{id}", s.getProject)
+	mux.HandleFunc("GET /projects/{id}", getByID(s, Repository.FindProject))
 	mux.HandleFunc("GET /projects", s.getProjects)
 	mux.HandleFunc("PATCH /projects/{id}", s.patchProject)
 	mux.HandleFunc("GET /stats", s.stats)
@@ -150,13 +150,17 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.id(w, r, "id")
-	if !ok {
-		return
+// getByID serves a read of one ID taken from the path: a workspace, its
+// members or projects, a project.
+func getByID[T any](s *Server, find func(Repository, context.Context, int64) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.id(w, r, "id")
+		if !ok {
+			return
+		}
+		v, err := find(s.repo, r.Context(), id)
+		s.reply(w, v, err)
 	}
-	ws, err := s.repo.FindWorkspace(r.Context(), id)
-	s.reply(w, ws, err)
 }
 
 func (s *Server) patchWorkspace(w http.ResponseWriter, r *http.Request) {
@@ -172,24 +176,6 @@ func (s *Server) patchWorkspace(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.repo.UpdatePlan(r.Context(), id, in.Plan)
 	s.reply(w, ws, err)
-}
-
-func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.id(w, r, "id")
-	if !ok {
-		return
-	}
-	ms, err := s.repo.ListMembers(r.Context(), id)
-	s.reply(w, ms, err)
-}
-
-func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.id(w, r, "id")
-	if !ok {
-		return
-	}
-	ps, err := s.repo.ListProjects(r.Context(), id)
-	s.reply(w, ps, err)
 }
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
@@ -223,15 +209,6 @@ func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.id(w, r, "id")
-	if !ok {
-		return
-	}
-	p, err := s.repo.FindProject(r.Context(), id)
-	s.reply(w, p, err)
 }
 
 func (s *Server) getProjects(w http.ResponseWriter, r *http.Request) {
