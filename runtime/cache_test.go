@@ -456,3 +456,21 @@ func TestCanceledContext(t *testing.T) {
 		t.Fatal("loader called with a canceled context")
 	}
 }
+
+// TestValueStoredAfterCallerLeft: the caller's context ends while its
+// value loads; the value, already paid for, is still stored.
+func TestValueStoredAfterCallerLeft(t *testing.T) {
+	b := redistest.Standalone(t)
+	c := newCache(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := runtime.GetCached(ctx, c, "k", func(context.Context) (string, error) {
+		cancel() // the client hangs up while the database answers
+		return "v", nil
+	}, runtime.TTL(time.Minute))
+	if err != nil || v != "v" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+	if b.Client.Exists(context.Background(), c.RedisKey("k")).Val() != 1 {
+		t.Fatal("the loaded value was not stored after the caller's context ended")
+	}
+}
