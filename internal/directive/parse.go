@@ -94,6 +94,9 @@ type Directive struct {
 	LockSet bool
 	// By is the by= field name of a get (a Go identifier); "" when absent.
 	By string
+	// Strict is set by //cache:repo strict: every method of the interface
+	// must carry a directive.
+	Strict bool
 	// Col is the byte offset in the line where "//cache:" starts. Parse
 	// accepts only lines that begin with it, so Col is 0; it is kept so that
 	// callers compute every position the same way.
@@ -244,6 +247,17 @@ func (p *parser) parse(line string) *Directive {
 	allowed := options[kind]
 	seen := map[string]bool{}
 	for _, w := range words(line, end) {
+		if kind == KindRepo {
+			switch {
+			case w.text != "strict":
+				p.errorf(w.off, "cache:repo takes only the option strict, found %q", w.text)
+			case d.Strict:
+				p.errorf(w.off, "duplicate option %q", w.text)
+			default:
+				d.Strict = true
+			}
+			continue
+		}
 		if len(allowed) == 0 {
 			p.errorf(w.off, "cache:%s takes no options, found %q", kind, w.text)
 			continue

@@ -57,6 +57,11 @@ func TestParseValid(t *testing.T) {
 			want: &Directive{Kind: KindRepo},
 		},
 		{
+			name: "repo strict",
+			line: "//cache:repo strict ",
+			want: &Directive{Kind: KindRepo, Strict: true},
+		},
+		{
 			name: "skip with trailing blanks",
 			line: "//cache:skip \t ",
 			want: &Directive{Kind: KindSkip},
@@ -227,8 +232,10 @@ func TestParseErrors(t *testing.T) {
 		{"verb glued to option", "//cache:get=1", []wantErr{
 			{"        ^", `unknown directive "cache:get=1"`}}},
 		{"repo with options", "//cache:repo name=x  y", []wantErr{
-			{"             ^", `cache:repo takes no options, found "name=x"`},
-			{"                     ^", `cache:repo takes no options, found "y"`}}},
+			{"             ^", `cache:repo takes only the option strict, found "name=x"`},
+			{"                     ^", `cache:repo takes only the option strict, found "y"`}}},
+		{"repo strict twice", "//cache:repo strict strict", []wantErr{
+			{"                    ^", `duplicate option "strict"`}}},
 		{"skip with option", "//cache:skip ttl=1s", []wantErr{
 			{"             ^", `cache:skip takes no options`}}},
 

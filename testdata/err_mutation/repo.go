@@ -16,4 +16,16 @@ type Repo interface {
 	Settings(ctx context.Context) (string, error)
 	Saved(ctx context.Context) (bool, error)
 	removeOld(ctx context.Context) error
+	// These became mutations by name on 2026-12-01.
+	AddMember(ctx context.Context, id string) error
+	Touch(ctx context.Context, id string) error
+	StarRepo(ctx context.Context, id string) error
+	ConsumeCode(ctx context.Context, code string) error
+	CleanExpired(ctx context.Context) error
+	IncrViews(ctx context.Context, id string) error
+	Reset(ctx context.Context) error
+	// And these still are not.
+	Address(ctx context.Context, id string) (string, error)
+	Starred(ctx context.Context, id string) (bool, error)
+	Decrypt(ctx context.Context, s string) (string, error)
 }

@@ -29,7 +29,14 @@ import (
 
 // MutationPrefixes are the method name prefixes that mark a mutation: such
 // a method needs a directive (cache:invalidate, cache:put or cache:skip).
-var MutationPrefixes = []string{"Create", "Update", "Upsert", "Delete", "Remove", "Save", "Set", "Insert", "Patch"}
+// The first nine are the original contract; the others were added on
+// 2026-12-01, after wrapping real services let writes named so through.
+var MutationPrefixes = []string{
+	"Create", "Update", "Upsert", "Delete", "Remove", "Save", "Set", "Insert", "Patch",
+	"Add", "Append", "Archive", "Change", "Clean", "Clear", "Consume", "Decr", "Disable", "Enable",
+	"Follow", "Incr", "Increment", "Mark", "Merge", "Move", "Publish", "Purge", "Rename", "Replace", "Reset",
+	"Restore", "Revoke", "Star", "Toggle", "Touch", "Unfollow", "Unstar", "Unwatch", "Watch",
+}
 
 // IsMutation reports whether name begins with a mutation prefix followed by
 // the end of the name or a character that is not a lower-case letter, so
@@ -65,6 +72,7 @@ type ifaceDecl struct {
 	spec   *ast.TypeSpec
 	it     *ast.InterfaceType
 	repo   *ast.Comment // the //cache:repo line, if any
+	strict bool         // //cache:repo strict
 	embeds []ast.Expr   // embedded types, in source order
 }
 
@@ -218,7 +226,7 @@ func (x *extractor) scan() {
 					case d.repo != nil:
 						x.diags.Add(x.pos(c.c.Slash), "duplicate cache:repo on %s", spec.Name.Name)
 					default:
-						d.repo = c.c
+						d.repo, d.strict = c.c, c.d.Strict
 					}
 				}
 				if !isIface {
@@ -412,6 +420,14 @@ func (x *extractor) method(iface string, im ifaceMethod) *model.Method {
 		x.diags.Add(x.pos(c.c.Slash), "%s: more than one directive; a method carries at most one", where)
 	}
 	if len(dirs) == 0 {
+		if x.ifaces[iface].strict {
+			if md == nil {
+				x.diags.Add(x.pos(blame), "%s has no directive, and %s is //cache:repo strict: redeclare it in %s with //cache:get, //cache:put, //cache:invalidate or //cache:skip", where, iface, iface)
+			} else {
+				x.diags.Add(x.pos(blame), "%s has no directive, and %s is //cache:repo strict: add //cache:get, //cache:put, //cache:invalidate or //cache:skip", where, iface)
+			}
+			return m
+		}
 		if IsMutation(fn.Name()) {
 			if md == nil {
 				x.diags.Add(x.pos(blame), "%s has no directive and its name says it changes data; redeclare it in %s with //cache:invalidate, //cache:put or //cache:skip", where, iface)
