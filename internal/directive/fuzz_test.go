@@ -23,10 +23,18 @@ func FuzzParse(f *testing.F) {
 		"//cache:invalidate keys={result[]} tags={x[]}",
 		"//cache:get key={a\xffb} ttl=1s",
 		"// cache:get",
+		"//cache:repo strict",
+		"//cache:get key=k:{id} ttl=5m jitter=5m unkeyed=a,b",
+		`//cache:get key="k" ttl=1s`,
+		"//cache:invalidate keys=#a,b",
+		"//cache:gets key=k",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
+		if off, msg := Misspelt(line); msg != "" && (off < 0 || off > len(line) || strings.HasPrefix(line, "//cache:")) {
+			t.Errorf("Misspelt(%q) = %d, %q", line, off, msg)
+		}
 		d, errs := Parse(line)
 		if !strings.HasPrefix(line, "//cache:") {
 			if d != nil || errs != nil {

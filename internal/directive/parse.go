@@ -97,10 +97,19 @@ type Directive struct {
 	// Strict is set by //cache:repo strict: every method of the interface
 	// must carry a directive.
 	Strict bool
+	// Unkeyed are the unkeyed= parameter names of a get: parameters that do
+	// not change the result, and so may be left out of the key.
+	Unkeyed []Name
 	// Col is the byte offset in the line where "//cache:" starts. Parse
 	// accepts only lines that begin with it, so Col is 0; it is kept so that
 	// callers compute every position the same way.
 	Col int
+}
+
+// Name is an identifier in an option's value and its offset in the line.
+type Name struct {
+	Name   string
+	Offset int
 }
 
 // Template is a key or tag text with {ref} placeholders.
@@ -164,7 +173,7 @@ func (e *Error) Error() string {
 
 // options lists, per verb, the options it accepts, in the order of the docs.
 var options = map[Kind][]string{
-	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "lock", "by"},
+	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "lock", "by", "unkeyed"},
 	KindPut:        {"key", "ttl", "jitter", "tags", "invalidate"},
 	KindInvalidate: {"keys", "tags"},
 }
@@ -240,12 +249,17 @@ func (p *parser) parse(line string) *Directive {
 	}
 	kind, ok := verbs[verb]
 	if !ok {
-		p.errorf(verbOff, "unknown directive %q; want one of %s", "cache:"+verb, verbList)
+		if s := suggest(verb, []string{"repo", "get", "put", "invalidate", "skip"}); s != "" {
+			p.errorf(verbOff, "unknown directive %q: did you mean cache:%s? (want one of %s)", "cache:"+verb, s, verbList)
+		} else {
+			p.errorf(verbOff, "unknown directive %q; want one of %s", "cache:"+verb, verbList)
+		}
 		return nil
 	}
 	d := &Directive{Kind: kind}
 	allowed := options[kind]
 	seen := map[string]bool{}
+	jitterOff, jitterRaw, ttlRaw := 0, "", ""
 	for _, w := range words(line, end) {
 		if kind == KindRepo {
 			switch {
@@ -271,7 +285,11 @@ func (p *parser) parse(line string) *Directive {
 			p.errorf(w.off, "malformed option %q: missing name before \"=\"", w.text)
 			continue
 		case !slices.Contains(allowed, name):
-			p.errorf(w.off, "unknown option %q for cache:%s; allowed: %s", name, kind, strings.Join(allowed, ", "))
+			if s := suggest(name, allowed); s != "" {
+				p.errorf(w.off, "unknown option %q for cache:%s: did you mean %s=? (allowed: %s)", name, kind, s, strings.Join(allowed, ", "))
+			} else {
+				p.errorf(w.off, "unknown option %q for cache:%s; allowed: %s", name, kind, strings.Join(allowed, ", "))
+			}
 			continue
 		case seen[name]:
 			p.errorf(w.off, "duplicate option %q", name)
@@ -282,7 +300,22 @@ func (p *parser) parse(line string) *Directive {
 			p.errorf(w.off, "option %q has an empty value", name)
 			continue
 		}
+		if q := strings.IndexAny(value, "\"'`"); q >= 0 {
+			p.errorf(w.off+len(name)+1+q, "quoted value in %s=: write the value without quotes (%s=%s); quotes would become part of it, and a value ends at the first blank",
+				name, name, strings.Trim(value, "\"'`"))
+			continue
+		}
+		switch name {
+		case "jitter":
+			jitterOff, jitterRaw = w.off+len(name)+1, value
+		case "ttl":
+			ttlRaw = value
+		}
 		p.option(d, name, value, w.off+len(name)+1)
+	}
+	if d.Jitter > 0 && d.TTL > 0 && d.Jitter >= d.TTL {
+		p.errorf(jitterOff, "jitter=%s must be below ttl=%s: jitter adds a random part of itself to the ttl, to spread expiries; use a small part of the ttl, such as jitter=%s",
+			jitterRaw, ttlRaw, (d.TTL / 10).String())
 	}
 	switch kind {
 	case KindGet, KindPut:
@@ -304,8 +337,24 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 	switch name {
 	case "key":
 		d.Key = p.template(v, off, use{d.Kind, true})
+		p.hashKey(name, d.Key)
 	case "keys":
 		d.Keys = p.list(name, v, off, use{d.Kind, true})
+		for _, t := range d.Keys {
+			p.hashKey(name, t)
+		}
+	case "unkeyed":
+		for _, w := range strings.Split(v, ",") {
+			switch {
+			case w == "":
+				p.errorf(off, "empty element in unkeyed= list")
+			case !token.IsIdentifier(w):
+				p.errorf(off, "invalid unkeyed element %q: want a parameter name", w)
+			default:
+				d.Unkeyed = append(d.Unkeyed, Name{Name: w, Offset: off})
+			}
+			off += len(w) + 1
+		}
 	case "tags", "invalidate":
 		l := p.list(name, v, off, use{d.Kind, false})
 		if name == "tags" {
@@ -333,6 +382,94 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 		}
 		d.By = v
 	}
+}
+
+// hashKey rejects a key that starts with '#': such names are the cache's
+// own records (a tag set's version, say), and every call would fail.
+func (p *parser) hashKey(name string, t *Template) {
+	if t != nil && strings.HasPrefix(t.Raw, "#") {
+		p.errorf(t.Offset, "a key may not start with \"#\" (%s=%s): the runtime reserves such names and rejects the key on every call; drop the \"#\" or put a prefix before it", name, t.Raw)
+	}
+}
+
+// suggest returns the word of known closest to w, if it is close enough to
+// be a misspelling of it: a prefix or an extension of it, or at most two
+// edits away.
+func suggest(w string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		d := editDistance(strings.ToLower(w), k)
+		if (strings.HasPrefix(k, w) || strings.HasPrefix(strings.ToLower(w), k)) && len(w) > 1 {
+			d = min(d, 1)
+		}
+		limit := 1
+		if len(k) > 4 {
+			limit = 2
+		}
+		if d <= limit && d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Misspelt reports a comment line that looks like a directive but is not
+// one, so that cachegen would silently ignore it: "// cache:get" (a blank
+// after the slashes), "//Cache:get", "/*cache:get*/". It returns the offset
+// of the text at fault and a message saying how to write it; "" when the
+// line does not look like a directive (or is one: Parse reads those).
+func Misspelt(line string) (int, string) {
+	if strings.HasPrefix(line, prefix) {
+		return 0, ""
+	}
+	var rest string
+	switch {
+	case strings.HasPrefix(line, "//"):
+		rest = line[2:]
+	case strings.HasPrefix(line, "/*"):
+		rest = strings.TrimSuffix(line[2:], "*/")
+	default:
+		return 0, ""
+	}
+	body := strings.TrimLeft(rest, " \t")
+	if len(body) < len("cache:x") || !strings.EqualFold(body[:len("cache:")], "cache:") {
+		return 0, ""
+	}
+	verb := body[len("cache:"):]
+	if i := strings.IndexAny(verb, " \t"); i >= 0 {
+		verb = verb[:i]
+	}
+	known := []string{"repo", "get", "put", "invalidate", "skip"}
+	v := strings.ToLower(verb)
+	if !slices.Contains(known, v) && suggest(v, known) == "" {
+		return 0, "" // prose that happens to begin with "cache:"
+	}
+	if !slices.Contains(known, v) {
+		v = suggest(v, known)
+	}
+	off := 2 + len(rest) - len(body)
+	return off, fmt.Sprintf("%q looks like a cache:%s directive but is not read as one: write it as %scache:%s, with no blank between \"//\" and \"cache:\", in lower case, in a // comment",
+		strings.TrimSpace(line), v, "//", v)
 }
 
 func (p *parser) duration(name, v string, off int) time.Duration {

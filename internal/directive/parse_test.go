@@ -112,6 +112,14 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "get with unkeyed",
+			//     0         1         2         3         4
+			//     012345678901234567890123456789012345678901234
+			line: "//cache:get key=k ttl=1s unkeyed=limit,trace",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second,
+				Unkeyed: []Name{{"limit", 33}, {"trace", 39}}},
+		},
+		{
 			name: "get lock=local is explicit",
 			line: "//cache:get key=k ttl=1s lock=local",
 			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Lock: LockLocal, LockSet: true},
@@ -247,12 +255,33 @@ func TestParseErrors(t *testing.T) {
 		{"option with empty value", "//cache:get key=k ttl=", []wantErr{
 			{"                  ^", `option "ttl" has an empty value`}}},
 		{"unknown option for get", "//cache:get key=k ttl=1s invalidate=x", []wantErr{
-			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, lock, by`}}},
+			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, lock, by, unkeyed`}}},
 		{"unknown option for put", "//cache:put key=k ttl=1s lock=none", []wantErr{
 			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, invalidate`}}},
 		{"unknown option for invalidate", "//cache:invalidate key=k", []wantErr{
 			{"        ^", `cache:invalidate requires keys= or tags=`},
-			{"                   ^", `unknown option "key" for cache:invalidate; allowed: keys, tags`}}},
+			{"                   ^", `unknown option "key" for cache:invalidate: did you mean keys=? (allowed: keys, tags)`}}},
+		{"misspelt verb", "//cache:gets key=k ttl=1s", []wantErr{
+			{"        ^", `unknown directive "cache:gets": did you mean cache:get?`}}},
+		{"misspelt option", "//cache:get key=k ttl=1s tag=x", []wantErr{
+			{"                         ^", `unknown option "tag" for cache:get: did you mean tags=?`}}},
+		{"quoted key", `//cache:get key="user:{id}" ttl=1s`, []wantErr{
+			{"                ^", `quoted value in key=: write the value without quotes (key=user:{id})`}}},
+		{"quoted tag", "//cache:invalidate tags=a,'b'", []wantErr{
+			{"                          ^", `quoted value in tags=`}}},
+		{"jitter not below ttl", "//cache:get key=k ttl=1m jitter=1m", []wantErr{
+			{"                                ^", `jitter=1m must be below ttl=1m`}}},
+		{"jitter above ttl", "//cache:put key=k jitter=2m ttl=1m", []wantErr{
+			{"                         ^", `jitter=2m must be below ttl=1m`}}},
+		{"key starts with #", "//cache:get key=#user:{id} ttl=1s", []wantErr{
+			{"                ^", `a key may not start with "#"`}}},
+		{"invalidate key starts with #", "//cache:invalidate keys=a,#b", []wantErr{
+			{"                          ^", `a key may not start with "#" (keys=#b)`}}},
+		{"bad unkeyed", "//cache:get key=k ttl=1s unkeyed=a,,b.c", []wantErr{
+			{"                                   ^", `empty element in unkeyed= list`},
+			{"                                    ^", `invalid unkeyed element "b.c"`}}},
+		{"unkeyed on put", "//cache:put key=k ttl=1s unkeyed=a", []wantErr{
+			{"                         ^", `unknown option "unkeyed" for cache:put`}}},
 		{"option names are case-sensitive", "//cache:get key=k TTL=1s", []wantErr{
 			{"        ^", `cache:get requires ttl=`},
 			{"                  ^", `unknown option "TTL" for cache:get`}}},
@@ -395,6 +424,39 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMisspelt(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		off  int
+		verb string
+	}{
+		{"// cache:get key=k ttl=1s", 3, "get"},
+		{"//  cache:invalidate keys=k", 4, "invalidate"},
+		{"//\tcache:repo", 3, "repo"},
+		{"//Cache:get key=k", 2, "get"},
+		{"//CACHE:SKIP", 2, "skip"},
+		{"// cache:gets key=k", 3, "get"},
+		{"/*cache:put key=k ttl=1s*/", 2, "put"},
+		{"//cache:get key=k ttl=1s", 0, ""},
+		{"// cache: the values are shared", 0, ""},
+		{"// cache:xyz is not a verb", 0, ""},
+		{"// the cache:get directive", 0, ""},
+		{"//\t//cache:get key=k", 0, ""},
+		{"// cache", 0, ""},
+	} {
+		off, msg := Misspelt(tc.line)
+		if tc.verb == "" {
+			if msg != "" {
+				t.Errorf("Misspelt(%q) = %d, %q; want nothing", tc.line, off, msg)
+			}
+			continue
+		}
+		if off != tc.off || !strings.Contains(msg, "write it as //cache:"+tc.verb+",") {
+			t.Errorf("Misspelt(%q) = %d, %q; want offset %d and //cache:%s", tc.line, off, msg, tc.off, tc.verb)
+		}
 	}
 }
 

@@ -31,6 +31,6 @@ type Query struct {
 //
 //cache:repo
 type Repo interface {
-	//cache:get key=q:{q.Tenant}:{q.Code}:{q.Limit}:{q.Name}:{q.Size}:{q.Label}:{q.Parent.Name} ttl=1m tags={s}
+	//cache:get key=q:{q.Tenant}:{q.Code}:{q.Limit}:{q.Name}:{q.Size}:{q.Label}:{q.Parent.Name} ttl=1m tags={s} unkeyed=s
 	Find(ctx context.Context, q *Query, s fmt.Stringer) ([]string, error)
 }

@@ -36,7 +36,7 @@ type repoFindArgs struct {
 	s    fmt.Stringer
 }
 
-// Find implements Repo.Find with cache:get key=q:{q.Tenant}:{q.Code}:{q.Limit}:{q.Name}:{q.Size}:{q.Label}:{q.Parent.Name} ttl=1m tags={s}.
+// Find implements Repo.Find with cache:get key=q:{q.Tenant}:{q.Code}:{q.Limit}:{q.Name}:{q.Size}:{q.Label}:{q.Parent.Name} ttl=1m tags={s} unkeyed=s.
 func (c *RepoCache) Find(ctx context.Context, q *Query, s fmt.Stringer) ([]string, error) {
 	if q == nil {
 		c.cache.Bypass("Repo.Find", "q is nil")

@@ -84,6 +84,8 @@ type extractor struct {
 	order              []string                  // interface names in source order
 	methods            map[token.Pos]*methodDecl // by the position of the method name
 	visited            map[token.Pos]bool        // method declarations reached from a repo interface
+	consumed           map[*ast.Comment]bool     // directive lines read from a doc comment
+	stored             []*storedKey              // the keys that gets and puts store under
 	reportedTypeErrors bool
 }
 
@@ -96,8 +98,9 @@ func Extract(pkg *load.Package, typeNames []string, diags *diag.List) *model.Pac
 		diags:   diags,
 		conv:    typeConv{pkg: pkg.Types},
 		ifaces:  map[string]*ifaceDecl{},
-		methods: map[token.Pos]*methodDecl{},
-		visited: map[token.Pos]bool{},
+		methods:  map[token.Pos]*methodDecl{},
+		visited:  map[token.Pos]bool{},
+		consumed: map[*ast.Comment]bool{},
 	}
 	m := &model.Package{Name: pkg.Name, Path: pkg.Path, Scope: pkg.Types.Scope().Names()}
 	x.scan()
@@ -148,12 +151,43 @@ func Extract(pkg *load.Package, typeNames []string, diags *diag.List) *model.Pac
 		}
 	}
 
+	x.strayComments()
+
 	for _, name := range selected {
 		if it := x.iface(name); it != nil {
 			m.Interfaces = append(m.Interfaces, it)
 		}
 	}
+	x.keyClashes()
 	return m
+}
+
+// strayComments reports the comment lines that cachegen would otherwise
+// ignore without a word: lines that look like a directive but are not one
+// (// cache:get, //Cache:get), and directives outside the doc comment of an
+// interface or of an interface method (after a blank line, say, or at the
+// end of the method's line).
+func (x *extractor) strayComments() {
+	for _, f := range x.pkg.Files {
+		for _, g := range f.Comments {
+			for _, c := range g.List {
+				if off, msg := directive.Misspelt(c.Text); msg != "" {
+					x.diags.Add(x.at(c, off), "%s", msg)
+					continue
+				}
+				if x.consumed[c] {
+					continue
+				}
+				if d, errs := directive.Parse(c.Text); d != nil || errs != nil {
+					what := "an interface method, so it has no effect: put it in the method's doc comment, on the lines directly above the method with no blank line between"
+					if d != nil && d.Kind == directive.KindRepo {
+						what = "an interface type, so it has no effect: put it in the interface's doc comment, directly above type ... interface with no blank line between"
+					}
+					x.diags.Add(x.pos(c.Slash), "%s is not in the doc comment of %s", verbOf(c.Text), what)
+				}
+			}
+		}
+	}
 }
 
 func verbOf(line string) string {
@@ -182,7 +216,7 @@ func (x *extractor) sortedMethods() []*methodDecl {
 }
 
 // directives parses the //cache: lines of a doc comment.
-func directives(doc *ast.CommentGroup) []*comment {
+func (x *extractor) directives(doc *ast.CommentGroup) []*comment {
 	if doc == nil {
 		return nil
 	}
@@ -192,6 +226,7 @@ func directives(doc *ast.CommentGroup) []*comment {
 		if d == nil && errs == nil {
 			continue
 		}
+		x.consumed[c] = true
 		out = append(out, &comment{c: c, d: d, errs: errs})
 	}
 	return out
@@ -213,7 +248,7 @@ func (x *extractor) scan() {
 				}
 				it, isIface := spec.Type.(*ast.InterfaceType)
 				d := &ifaceDecl{spec: spec, it: it}
-				for _, c := range directives(doc) {
+				for _, c := range x.directives(doc) {
 					if len(c.errs) > 0 {
 						x.parseErrors(c, "")
 						continue
@@ -239,7 +274,7 @@ func (x *extractor) scan() {
 						d.embeds = append(d.embeds, fld.Type)
 						continue
 					}
-					md := &methodDecl{iface: spec.Name.Name, name: fld.Names[0], dirs: directives(fld.Doc)}
+					md := &methodDecl{iface: spec.Name.Name, name: fld.Names[0], dirs: x.directives(fld.Doc)}
 					x.methods[md.name.Pos()] = md
 				}
 			}
@@ -452,6 +487,9 @@ func (x *extractor) method(iface string, im ifaceMethod) *model.Method {
 		return m
 	}
 	r := &resolver{x: x, c: c, d: c.d, where: fmt.Sprintf("cache:%s on %s", c.d.Kind, where), sig: sig}
+	if d := x.ifaces[md.iface]; d != nil && d.spec.TypeParams != nil {
+		r.generic = md.iface
+	}
 	m.Directive = r.resolve()
 	return m
 }

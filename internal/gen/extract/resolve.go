@@ -17,6 +17,9 @@ type resolver struct {
 	d     *directive.Directive
 	where string // "cache:get on UserRepo.Find", prefixes every message
 	sig   *types.Signature
+	// generic names the generic interface that declares the method, if
+	// any: its instantiations share the key templates by design.
+	generic string
 
 	failed bool
 	result types.Type // what {result} means: the first result, or a batch element
@@ -78,10 +81,109 @@ func (r *resolver) resolve() *model.Directive {
 	out.Keys = r.templates(d.Keys)
 	out.Tags = r.templates(d.Tags)
 	out.Invalidate = r.templates(d.Invalidate)
+	if d.Kind == directive.KindGet && !r.failed {
+		r.unkeyed()
+	}
+	var stored []types.Type
+	switch {
+	case d.Kind == directive.KindGet && r.batch != nil:
+		stored = []types.Type{r.result}
+	case d.Kind == directive.KindGet:
+		for i := range n {
+			stored = append(stored, results.At(i).Type())
+		}
+	case d.Kind == directive.KindPut:
+		stored = []types.Type{r.result}
+	}
+	for _, t := range stored {
+		if msg := unstorable(t, r.x.pkg.Types); msg != "" {
+			r.errorf(0, "%s cannot be cached: %s; return a concrete type, or tag the field `msgpack:\"-\"` if the cached value may go without it", r.typeString(t), msg)
+		}
+	}
 	if r.failed {
 		return nil
 	}
+	if stored != nil {
+		r.x.stored = append(r.x.stored, &storedKey{where: r.where, pos: r.x.at(r.c.c, d.Key.Offset), raw: d.Key.Raw, key: out.Key, types: stored, generic: r.generic})
+	}
 	return out
+}
+
+// unkeyed checks that every parameter but the context appears in the key
+// of a get, or is listed in unkeyed=: calls that differ only in a
+// parameter left out would share one entry.
+func (r *resolver) unkeyed() {
+	inKey := map[string]bool{}
+	for _, s := range r.d.Key.Segments {
+		if s.Ref != nil {
+			inKey[s.Ref.Root] = true
+		}
+	}
+	params := r.sig.Params()
+	first := 0
+	if params.Len() > 0 && r.x.isContext(params.At(0).Type()) {
+		first = 1
+	}
+	listed := map[string]bool{}
+	for _, u := range r.d.Unkeyed {
+		i := -1
+		for j := range params.Len() {
+			if params.At(j).Name() == u.Name {
+				i = j
+			}
+		}
+		switch {
+		case i < 0:
+			r.errorf(u.Offset, "unkeyed=%s: the method has no parameter %s", u.Name, u.Name)
+		case i < first:
+			r.errorf(u.Offset, "unkeyed=%s: the context is never part of a key; remove it from unkeyed=", u.Name)
+		case inKey[u.Name]:
+			r.errorf(u.Offset, "unkeyed=%s: %s is in the key; remove it from unkeyed= or from the key", u.Name, u.Name)
+		case listed[u.Name]:
+			r.errorf(u.Offset, "unkeyed=%s: listed twice", u.Name)
+		}
+		listed[u.Name] = true
+	}
+	for i := first; i < params.Len(); i++ {
+		p := params.At(i)
+		name := p.Name()
+		if inKey[name] || listed[name] {
+			continue
+		}
+		if name == "" || name == "_" {
+			r.errorf(r.d.Key.Offset, "key=%s cannot tell calls apart by parameter %d, which has no name: name it and add it to the key (or to unkeyed= if it does not change the result)", r.d.Key.Raw, i+1)
+			continue
+		}
+		r.errorf(r.d.Key.Offset, "key=%s leaves out parameter %s: calls that differ only in %s would share one entry; %s, or list it in unkeyed=%s if it does not change the result",
+			r.d.Key.Raw, name, name, r.addHint(name, p.Type()), name)
+	}
+}
+
+// addHint says how to put a parameter into a key.
+func (r *resolver) addHint(name string, t types.Type) string {
+	if _, _, msg := r.render(t); msg == "" {
+		return fmt.Sprintf("add {%s} to the key", name)
+	}
+	base := t
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		base = p.Elem()
+	}
+	if st, ok := base.Underlying().(*types.Struct); ok {
+		var fields []string
+		for i := range st.NumFields() {
+			f := st.Field(i)
+			if _, _, msg := r.render(f.Type()); msg == "" && (f.Exported() || f.Pkg() == r.x.pkg.Types) {
+				fields = append(fields, "{"+name+"."+f.Name()+"}")
+			}
+		}
+		if len(fields) > 0 {
+			return "add the fields that select the result to the key, such as " + strings.Join(fields, ":")
+		}
+	}
+	if _, ok := t.Underlying().(*types.Slice); ok {
+		return fmt.Sprintf("a slice cannot be part of a single key (a batch get names one key per element with {%s[]})", name)
+	}
+	return fmt.Sprintf("%s has type %s, which cannot be rendered into a key", name, r.typeString(t))
 }
 
 // batchGet recognises a batch get ({ids[]} in the key) and checks its shape.
@@ -344,6 +446,9 @@ func (r *resolver) render(t types.Type) (model.Render, bool, string) {
 	if p, ok := types.Unalias(t).(*types.Pointer); ok {
 		isNil, rn.Deref, t = true, true, p.Elem()
 	}
+	if isTime(t) {
+		return rn, false, "its String() carries the monotonic clock reading and the location, so one instant gives several keys; pass a Unix time (int64) or a formatted string instead"
+	}
 	if b, ok := t.Underlying().(*types.Basic); ok {
 		switch {
 		case b.Info()&types.IsString != 0:
@@ -372,4 +477,9 @@ func (r *resolver) render(t types.Type) (model.Render, bool, string) {
 		}
 	}
 	return rn, false, "want a string, an integer or a fmt.Stringer"
+}
+
+func isTime(t types.Type) bool {
+	n, ok := types.Unalias(t).(*types.Named)
+	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
 }

@@ -161,7 +161,21 @@ type Ref struct {
 	Nil bool
 	// Render says how the final value becomes text.
 	Render Render
+	// Transforms are applied, in order, to the rendered text: {x|lower},
+	// {x|hash}.
+	Transforms []Transform
 }
+
+// Transform is a function applied to a ref's rendered text.
+type Transform int
+
+// The transforms.
+const (
+	// Lower is strings.ToLower, before the text is escaped.
+	Lower Transform = iota + 1
+	// Hash is the lowercase hex SHA-256 of the unescaped text.
+	Hash
+)
 
 // Step is one field selection. Nil reports that the value it selects
 // from is a pointer, which must be checked for nil first.
@@ -194,6 +208,8 @@ const (
 	RenderUint
 	// RenderStringer: a fmt.Stringer, String() escaped.
 	RenderStringer
+	// RenderBool: a boolean, true or false.
+	RenderBool
 )
 
 // Type is a Go type as the generated code spells it.
