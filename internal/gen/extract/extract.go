@@ -94,10 +94,10 @@ type extractor struct {
 // model is complete only when diags stays empty.
 func Extract(pkg *load.Package, typeNames []string, diags *diag.List) *model.Package {
 	x := &extractor{
-		pkg:     pkg,
-		diags:   diags,
-		conv:    typeConv{pkg: pkg.Types},
-		ifaces:  map[string]*ifaceDecl{},
+		pkg:      pkg,
+		diags:    diags,
+		conv:     typeConv{pkg: pkg.Types},
+		ifaces:   map[string]*ifaceDecl{},
 		methods:  map[token.Pos]*methodDecl{},
 		visited:  map[token.Pos]bool{},
 		consumed: map[*ast.Comment]bool{},
