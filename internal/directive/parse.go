@@ -139,6 +139,10 @@ type Ref struct {
 	Each bool
 	// Fields are the selectors after the root, in order.
 	Fields []string
+	// Transforms are the |name suffixes, in order: {token|hash}.
+	Transforms []string
+	// TransformOffsets are the byte offsets of each transform's name.
+	TransformOffsets []int
 	// Offset is the byte offset of the ref's first character (after '{')
 	// within the line given to Parse.
 	Offset int
@@ -155,8 +159,15 @@ func (r *Ref) String() string {
 		b.WriteByte('.')
 		b.WriteString(f)
 	}
+	for _, t := range r.Transforms {
+		b.WriteByte('|')
+		b.WriteString(t)
+	}
 	return b.String()
 }
+
+// Transforms lists the names a ref may end in, after "|".
+var Transforms = []string{"hash", "lower"}
 
 // Error is a problem at a byte offset in the line given to Parse.
 type Error struct {
@@ -336,10 +347,10 @@ func (p *parser) parse(line string) *Directive {
 func (p *parser) option(d *Directive, name, v string, off int) {
 	switch name {
 	case "key":
-		d.Key = p.template(v, off, use{d.Kind, true})
+		d.Key = p.template(v, off, use{d.Kind, true, false})
 		p.hashKey(name, d.Key)
 	case "keys":
-		d.Keys = p.list(name, v, off, use{d.Kind, true})
+		d.Keys = p.list(name, v, off, use{d.Kind, true, false})
 		for _, t := range d.Keys {
 			p.hashKey(name, t)
 		}
@@ -356,7 +367,7 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 			off += len(w) + 1
 		}
 	case "tags", "invalidate":
-		l := p.list(name, v, off, use{d.Kind, false})
+		l := p.list(name, v, off, use{d.Kind, false, name == "invalidate"})
 		if name == "tags" {
 			d.Tags = l
 		} else {
@@ -490,7 +501,13 @@ func (p *parser) duration(name, v string, off int) time.Duration {
 type use struct {
 	kind Kind
 	key  bool
+	inv  bool // a put's invalidate=
 }
+
+// loops reports whether templates used so may loop over a slice: {result[]}
+// in tags and invalidations, {ids[]} in invalidations (and in a get key,
+// where it makes a batch get).
+func (u use) loops() bool { return u.kind == KindInvalidate || u.inv }
 
 // list parses the comma-separated templates v of the option name, at offset
 // off. Commas inside braces do not separate; the template parser rejects them.
@@ -534,6 +551,7 @@ func (p *parser) template(raw string, off int, u use) *Template {
 		}
 	}
 	var slice *Ref // the first root[] ref of a get key
+	var loop *Ref  // the first root[] ref of another template
 	for i := 0; i < len(raw); {
 		if raw[i] == '}' {
 			p.errorf(off+i, "unexpected \"}\" without a matching \"{\"")
@@ -569,6 +587,12 @@ func (p *parser) template(raw string, off int, u use) *Template {
 				} else if slice.Root != r.Root {
 					p.errorf(r.Offset, "a get key may use at most one slice parameter with []; found %q and %q", slice.Root+"[]", r.Root+"[]")
 				}
+			} else if r.Each {
+				if loop == nil {
+					loop = r
+				} else if loop.Root != r.Root {
+					p.errorf(r.Offset, "a template may use at most one slice with [] (it names one key or tag per element); found %q and %q", loop.Root+"[]", r.Root+"[]")
+				}
 			}
 			t.Segments = append(t.Segments, Segment{Ref: r})
 		}
@@ -595,6 +619,24 @@ func (p *parser) ref(s string, off int) *Ref {
 		i += 2
 	}
 	for i < len(s) {
+		if s[i] == '|' {
+			var t string
+			at := i + 1
+			if t, i, ok = p.ident(s, i+1, off, "a transform (hash or lower) after \"|\""); !ok {
+				return nil
+			}
+			if !slices.Contains(Transforms, t) {
+				p.errorf(off+at, "unknown transform %q; want |hash (SHA-256, for secrets) or |lower", t)
+				return nil
+			}
+			r.Transforms = append(r.Transforms, t)
+			r.TransformOffsets = append(r.TransformOffsets, off+at)
+			continue
+		}
+		if len(r.Transforms) > 0 {
+			p.errorf(off+i, "unexpected %s in placeholder after a transform; want another |transform or \"}\"", found(s, i))
+			return nil
+		}
 		if s[i] != '.' {
 			p.errorf(off+i, "unexpected %s in placeholder; want \".\" and a field name, or \"}\"", found(s, i))
 			return nil
@@ -643,13 +685,11 @@ func found(s string, i int) string {
 // check applies the rules on where result and root[] refs may appear.
 func (p *parser) check(r *Ref, u use) {
 	switch {
-	case r.Root == "result" && u.kind == KindInvalidate:
-		p.errorf(r.Offset, "result is not available in cache:invalidate; only cache:put and tags of cache:get may use it")
 	case r.Root == "result" && u.kind == KindGet && u.key:
 		p.errorf(r.Offset, "result is not known before the call; a get key may use only parameters")
-	case r.Root == "result" && u.key && r.Each:
-		p.errorf(r.Offset, "result[] is allowed only in tags: a key names one value")
-	case r.Root != "result" && r.Each && !(u.kind == KindGet && u.key):
-		p.errorf(r.Offset, "only a get key may use a slice parameter with []")
+	case r.Root == "result" && u.key && r.Each && !u.loops():
+		p.errorf(r.Offset, "result[] is not allowed in the key of a cache:%s: the key names one value", u.kind)
+	case r.Root != "result" && r.Each && !(u.kind == KindGet && u.key) && !u.loops():
+		p.errorf(r.Offset, "a slice parameter with [] may appear in a get key (a batch get), in invalidate keys and tags and in a put's invalidate=, but not in the %s of a cache:%s", map[bool]string{true: "key", false: "tags"}[u.key], u.kind)
 	}
 }

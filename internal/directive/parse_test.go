@@ -194,6 +194,28 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "invalidate with results, slices and transforms",
+			//     0         1         2         3         4         5         6         7
+			//     0123456789012345678901234567890123456789012345678901234567890123456789012345
+			line: "//cache:invalidate keys=u:{result.ID},u:{ids[]},e:{in.Email|lower|hash} tags={result[].ID}",
+			want: &Directive{
+				Kind: KindInvalidate,
+				Keys: []*Template{
+					tmpl("u:{result.ID}", 24, lit("u:"), ref(27, "result", "ID")),
+					tmpl("u:{ids[]}", 38, lit("u:"), each(41, "ids")),
+					{Raw: "e:{in.Email|lower|hash}", Offset: 48, Segments: []Segment{lit("e:"),
+						{Ref: &Ref{Root: "in", Fields: []string{"Email"}, Transforms: []string{"lower", "hash"}, TransformOffsets: []int{60, 66}, Offset: 51}}}},
+				},
+				Tags: []*Template{tmpl("{result[].ID}", 77, each(78, "result", "ID"))},
+			},
+		},
+		{
+			name: "put invalidates per element",
+			line: "//cache:put key=k ttl=1s invalidate=u:{ids[]},{result[].ID}",
+			want: &Directive{Kind: KindPut, Key: tmpl("k", 16, lit("k")), TTL: time.Second,
+				Invalidate: []*Template{tmpl("u:{ids[]}", 36, lit("u:"), each(39, "ids")), tmpl("{result[].ID}", 46, each(47, "result", "ID"))}},
+		},
+		{
 			name: "invalidate keys only",
 			line: "//cache:invalidate keys=users",
 			want: &Directive{Kind: KindInvalidate, Keys: []*Template{tmpl("users", 24, lit("users"))}},
@@ -379,27 +401,24 @@ func TestParseErrors(t *testing.T) {
 		{"two slice roots in get key", "//cache:get key={a[]}:{b[].X}:{a[].Y} ttl=1s", []wantErr{
 			{"                       ^", `a get key may use at most one slice parameter with []; found "a[]" and "b[]"`}}},
 		{"slice param in get tag", "//cache:get key={ids[]} ttl=1s tags=x:{ids[]}", []wantErr{
-			{"                                       ^", `only a get key may use a slice parameter with []`}}},
+			{"                                       ^", `a slice parameter with [] may appear in a get key (a batch get), in invalidate keys and tags and in a put's invalidate=, but not in the tags of a cache:get`}}},
 		{"result[] in put key", "//cache:put key=u:{result[].ID} ttl=1s", []wantErr{
-			{"                   ^", `result[] is allowed only in tags: a key names one value`}}},
+			{"                   ^", `result[] is not allowed in the key of a cache:put: the key names one value`}}},
 		{"slice param in put key", "//cache:put key=u:{ids[]} ttl=1s", []wantErr{
-			{"                   ^", `only a get key may use a slice parameter with []`}}},
+			{"                   ^", `but not in the key of a cache:put`}}},
 		{"slice param in put tags", "//cache:put key=k ttl=1s tags={ids[].X}", []wantErr{
-			{"                               ^", `only a get key may use a slice parameter with []`}}},
-		{"slice param in put invalidate", "//cache:put key=k ttl=1s invalidate={ids[]}", []wantErr{
-			{"                                     ^", `only a get key may use a slice parameter with []`}}},
-		{"slice param in invalidate keys", "//cache:invalidate keys={ids[]}", []wantErr{
-			{"                         ^", `only a get key may use a slice parameter with []`}}},
-		{"slice param in invalidate tags", "//cache:invalidate tags=a,{ids[]}", []wantErr{
-			{"                           ^", `only a get key may use a slice parameter with []`}}},
-		{"result in invalidate keys", "//cache:invalidate keys={result.ID}", []wantErr{
-			{"                         ^", `result is not available in cache:invalidate; only cache:put and tags of cache:get may use it`}}},
-		{"result[] in invalidate tags", "//cache:invalidate tags={result[].ID}", []wantErr{
-			{"                         ^", `result is not available in cache:invalidate`}}},
-
+			{"                               ^", `but not in the tags of a cache:put`}}},
+		{"two loops in an invalidate key", "//cache:invalidate keys={ids[]}:{result[].ID}", []wantErr{
+			{"                                 ^", `a template may use at most one slice with [] (it names one key or tag per element); found "ids[]" and "result[]"`}}},
+		{"unknown transform", "//cache:get key={id|upper} ttl=1s", []wantErr{
+			{"                    ^", `unknown transform "upper"; want |hash (SHA-256, for secrets) or |lower`}}},
+		{"field after transform", "//cache:get key={id|lower.X} ttl=1s", []wantErr{
+			{"                         ^", `unexpected "." in placeholder after a transform`}}},
+		{"empty transform", "//cache:get key={id|} ttl=1s", []wantErr{
+			{"                    ^", `expected a transform (hash or lower) after "|" in placeholder, found "}"`}}},
 		// Several problems on one line are all reported, in offset order.
 		{"many problems", "//cache:put key={result[]} ttl=0 jitter=x tags=a,", []wantErr{
-			{"                 ^", `result[] is allowed only in tags`},
+			{"                 ^", `result[] is not allowed in the key`},
 			{"                               ^", `ttl must be > 0`},
 			{"                                        ^", `invalid jitter "x"`},
 			{"                                                ^", `empty element in tags= list`}}},

@@ -9,5 +9,5 @@ type Repo interface {
 	//cache:get key=user:{result.ID} ttl=5m
 	Find(ctx context.Context, id string) (*User, error)
 	//cache:invalidate keys=user:{result.ID}
-	Delete(ctx context.Context, id string) (*User, error)
+	Delete(ctx context.Context, id string) error
 }

@@ -75,7 +75,9 @@ func Generate(cfg Config, diags *diag.List) (src []byte, err error) {
 			src, err = nil, fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
 		}
 	}()
-	pkg, err := load.Load(cfg.Dir, RuntimePath)
+	// The packages that generated code may import besides the package's
+	// own imports: they are loaded so that the output can be type-checked.
+	pkg, err := load.Load(cfg.Dir, RuntimePath, "strings", "crypto/sha256", "encoding/hex")
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,11 @@ type resolver struct {
 	// generic names the generic interface that declares the method, if
 	// any: its instantiations share the key templates by design.
 	generic string
+	// loop is set while resolving templates that may name one key or tag
+	// per element of a slice: invalidate keys and tags, put invalidate=.
+	loop bool
+	// errs is 1 when the method returns an error last, else 0.
+	errs int
 
 	failed bool
 	result types.Type // what {result} means: the first result, or a batch element
@@ -35,22 +40,41 @@ func (r *resolver) errorf(off int, format string, args ...any) {
 func (r *resolver) resolve() *model.Directive {
 	d := r.d
 	params, results := r.sig.Params(), r.sig.Results()
-	if params.Len() == 0 || !r.x.isContext(params.At(0).Type()) {
-		r.errorf(0, "the method must take a context.Context as its first parameter")
+	hasCtx := params.Len() > 0 && r.x.isContext(params.At(0).Type())
+	hasErr := results.Len() > 0 && isError(results.At(results.Len()-1).Type())
+	for i := 1; i < params.Len(); i++ {
+		if r.x.isContext(params.At(i).Type()) {
+			r.errorf(0, "the context.Context must be the first parameter, not parameter %d", i+1)
+		}
 	}
-	if results.Len() == 0 || !isError(results.At(results.Len()-1).Type()) {
-		r.errorf(0, "the method must return an error as its last result")
+	for i := 0; i < results.Len()-1; i++ {
+		if isError(results.At(i).Type()) {
+			r.errorf(0, "the error must be the last result, not result %d", i+1)
+		}
+	}
+	if d.Kind == directive.KindPut {
+		if !hasCtx {
+			r.errorf(0, "the method must take a context.Context as its first parameter (a put runs inside the caller's transaction; gets and invalidations may go without one)")
+		}
+		if !hasErr {
+			r.errorf(0, "the method must return an error as its last result: a put stores the result only when the call succeeded")
+		}
 	}
 	if r.failed {
 		return nil
 	}
-	n := results.Len() - 1
-	out := &model.Directive{TTL: d.TTL, Jitter: d.Jitter, SWR: d.SWR, Negative: d.Negative, Lock: model.LockMode(d.Lock), LockSet: d.LockSet}
+	n := results.Len()
+	if hasErr {
+		n--
+		r.errs = 1
+	}
+	out := &model.Directive{TTL: d.TTL, Jitter: d.Jitter, SWR: d.SWR, Negative: d.Negative, Lock: model.LockMode(d.Lock), LockSet: d.LockSet,
+		NoCtx: !hasCtx, NoErr: !hasErr}
 	switch d.Kind {
 	case directive.KindGet:
 		out.Kind = model.Get
 		if n == 0 {
-			r.errorf(0, "nothing to cache: the method returns only an error")
+			r.errorf(0, "nothing to cache: the method returns %s; use cache:invalidate or cache:skip for it", map[bool]string{true: "only an error", false: "nothing"}[hasErr])
 			return nil
 		}
 		r.result = results.At(0).Type()
@@ -58,7 +82,7 @@ func (r *resolver) resolve() *model.Directive {
 		out.Kind = model.Put
 		switch {
 		case n == 0:
-			r.errorf(0, "nothing to store: cache:put needs a result before the error")
+			r.errorf(0, "nothing to store: cache:put needs a result before the error; use cache:invalidate for a method that returns only an error")
 			return nil
 		case n > 1:
 			r.errorf(0, "cache:put stores one result, but the method returns %d values before the error", n)
@@ -67,6 +91,9 @@ func (r *resolver) resolve() *model.Directive {
 		r.result = results.At(0).Type()
 	case directive.KindInvalidate:
 		out.Kind = model.Invalidate
+		if n > 0 {
+			r.result = results.At(0).Type()
+		}
 	}
 
 	if d.Kind == directive.KindGet {
@@ -78,9 +105,12 @@ func (r *resolver) resolve() *model.Directive {
 	if d.Key != nil {
 		out.Key = r.template(d.Key)
 	}
+	r.loop = d.Kind == directive.KindInvalidate
 	out.Keys = r.templates(d.Keys)
 	out.Tags = r.templates(d.Tags)
+	r.loop = true
 	out.Invalidate = r.templates(d.Invalidate)
+	r.loop = false
 	if d.Kind == directive.KindGet && !r.failed {
 		r.unkeyed()
 	}
@@ -218,8 +248,8 @@ func (r *resolver) batchGet(out *model.Directive) {
 		return
 	}
 	results := r.sig.Results()
-	if results.Len() != 2 {
-		r.errorf(0, "a batch get returns one slice and an error, but the method returns %d values before the error", results.Len()-1)
+	if n := results.Len() - r.errs; n != 1 {
+		r.errorf(0, "a batch get returns one slice (and an error), but the method returns %d values", n)
 		return
 	}
 	rs, ok := results.At(0).Type().Underlying().(*types.Slice)
@@ -326,6 +356,9 @@ func (r *resolver) ref(ref *directive.Ref) *model.Ref {
 			return nil
 		}
 		out.Source, t = model.FromResult, r.result
+	case ref.Root == "result" && r.result == nil:
+		r.errorf(ref.Offset, "{%s}: the method returns %s, so there is no result to use; name a parameter instead", ref, map[bool]string{true: "only an error", false: "nothing"}[r.sig.Results().Len() > 0])
+		return nil
 	case ref.Root == "result" && ref.Each:
 		s, ok := r.result.Underlying().(*types.Slice)
 		if !ok {
@@ -342,7 +375,14 @@ func (r *resolver) ref(ref *directive.Ref) *model.Ref {
 		}
 		out.Param, t = pi, r.sig.Params().At(pi).Type()
 		out.Source = model.FromParam
-		if ref.Each {
+		if ref.Each && r.loop {
+			s, ok := t.Underlying().(*types.Slice)
+			if !ok {
+				r.errorf(ref.Offset, "{%s} needs a slice parameter, but %s has type %s", ref, ref.Root, r.typeString(t))
+				return nil
+			}
+			out.Source, t, what = model.FromParamEach, s.Elem(), ref.Root+"[]"
+		} else if ref.Each {
 			if ref.Root != r.ids {
 				r.errorf(ref.Offset, "only a batch get key may use %s[]", ref.Root)
 				return nil
@@ -374,8 +414,20 @@ func (r *resolver) ref(ref *directive.Ref) *model.Ref {
 	}
 	rn, isNil, msg := r.render(t)
 	if msg != "" {
-		r.errorf(ref.Offset, "{%s}: %s has type %s, which cannot be rendered into a key: %s", ref, what, r.typeString(t), msg)
+		r.errorf(ref.Offset, "{%s}: %s has type %s, which cannot be rendered into a key: %s", ref, what, r.typeString(t), r.renderHint(ref, what, t, msg))
 		return nil
+	}
+	for i, name := range ref.Transforms {
+		switch name {
+		case "lower":
+			if rn.Kind != model.RenderString && rn.Kind != model.RenderStringer {
+				r.errorf(ref.TransformOffsets[i], "{%s}: |lower applies to text, but %s has type %s", ref, what, r.typeString(t))
+				return nil
+			}
+			out.Transforms = append(out.Transforms, model.Lower)
+		case "hash":
+			out.Transforms = append(out.Transforms, model.Hash)
+		}
 	}
 	if out.Source == model.FromID && isNil {
 		r.errorf(ref.Offset, "{%s}: %s has type %s, which can be nil; a batch key cannot check it", ref, what, r.typeString(t))
@@ -460,6 +512,9 @@ func (r *resolver) render(t types.Type) (model.Render, bool, string) {
 		case b.Info()&types.IsInteger != 0:
 			rn.Kind, rn.Convert = model.RenderInt, !types.Identical(t, types.Typ[types.Int64])
 			return rn, isNil, ""
+		case b.Info()&types.IsBoolean != 0:
+			rn.Kind, rn.Convert = model.RenderBool, !types.Identical(t, types.Typ[types.Bool])
+			return rn, isNil, ""
 		}
 	}
 	recv := t
@@ -476,7 +531,39 @@ func (r *resolver) render(t types.Type) (model.Render, bool, string) {
 			}
 		}
 	}
-	return rn, false, "want a string, an integer or a fmt.Stringer"
+	return rn, false, "want a string, an integer, a bool or a fmt.Stringer"
+}
+
+// renderHint is the message for a ref whose value cannot be rendered: the
+// fix, where one is clear.
+func (r *resolver) renderHint(ref *directive.Ref, what string, t types.Type, msg string) string {
+	base := t
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		base = p.Elem()
+	}
+	if st, ok := base.Underlying().(*types.Struct); ok && !isTime(base) {
+		for i := range st.NumFields() {
+			f := st.Field(i)
+			if _, _, m := r.render(f.Type()); m == "" && (f.Exported() || f.Pkg() == r.x.pkg.Types) {
+				plain := *ref
+				plain.Transforms = nil
+				return fmt.Sprintf("it is a struct; use a field such as {%s.%s}", plain.String(), f.Name())
+			}
+		}
+		return "it is a struct; use one of its fields, which must be a string, an integer, a bool or a fmt.Stringer"
+	}
+	if _, ok := base.Underlying().(*types.Slice); ok && ref.Root != "result" && !ref.Each && len(ref.Fields) == 0 {
+		switch {
+		case r.loop:
+			return fmt.Sprintf("it is a slice; use {%s[]} for one key or tag per element", ref.Root)
+		case r.d.Kind == directive.KindGet && r.d.Key != nil:
+			return fmt.Sprintf("it is a slice; a get key with {%s[]} is a batch get, one key per element", ref.Root)
+		}
+	}
+	if _, ok := base.Underlying().(*types.Slice); ok && ref.Root == "result" && !ref.Each && len(ref.Fields) == 0 {
+		return "it is a slice; use {result[]} or {result[].Field} for one tag per element"
+	}
+	return msg
 }
 
 func isTime(t types.Type) bool {

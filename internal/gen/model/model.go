@@ -100,6 +100,12 @@ type Directive struct {
 	LockSet                    bool
 	// Batch is set for a batch get (a {ids[]} ref in the key).
 	Batch *Batch
+	// NoCtx reports a get or invalidate on a method that takes no
+	// context.Context first: the generated code uses context.Background().
+	NoCtx bool
+	// NoErr reports a get or invalidate on a method that returns no error
+	// last: every result is a value.
+	NoErr bool
 }
 
 // Batch describes a batch get: the slice parameter of ids, the element of
@@ -144,6 +150,9 @@ const (
 	FromResultEach
 	// FromID is one id of a batch get: ids[].
 	FromID
+	// FromParamEach is each element of the slice parameter Param, in an
+	// invalidation: {ids[]} names one key or tag per element.
+	FromParamEach
 )
 
 // Ref is a resolved placeholder.

@@ -23,6 +23,11 @@ type methodRenderer struct {
 	params             []string        // the parameters' names in the generated code
 	label              string          // "UserRepo.Find", for Bypass
 	checked            map[string]bool // expressions known not to be nil
+	// first is the index of the first parameter after the context: 1, or
+	// 0 for a method without one, whose context is ctxName, a local set
+	// to context.Background().
+	first   int
+	ctxName string
 }
 
 func newMethodRenderer(r *renderer, it *model.Interface, m *model.Method, typeName, next, cache string) *methodRenderer {
@@ -46,6 +51,13 @@ func newMethodRenderer(r *renderer, it *model.Interface, m *model.Method, typeNa
 			base = "ctx"
 		}
 		mr.params[i] = unique(mr.scope, base)
+	}
+	if mr.d != nil && !m.Skip {
+		if mr.d.NoCtx {
+			mr.ctxName = mr.local("ctx")
+		} else {
+			mr.first, mr.ctxName = 1, mr.params[0]
+		}
 	}
 	return mr
 }
@@ -77,17 +89,20 @@ func (mr *methodRenderer) render() {
 		body = mr.passThrough()
 	default:
 		mr.r.file.Commentf("%s implements %s with %s.", m.Name, mr.label, strings.TrimPrefix(m.Source, "//"))
+		if mr.d.NoCtx {
+			body = append(body, jen.Id(mr.ctxName).Op(":=").Qual(contextPkg, "Background").Call())
+		}
 		switch mr.d.Kind {
 		case model.Get:
 			if mr.d.Batch != nil {
-				body = mr.batchGet()
+				body = append(body, mr.batchGet()...)
 			} else {
-				body = mr.get()
+				body = append(body, mr.get()...)
 			}
 		case model.Put:
-			body = mr.put()
+			body = append(body, mr.put()...)
 		case model.Invalidate:
-			body = mr.invalidate()
+			body = append(body, mr.invalidate()...)
 		}
 	}
 	mr.r.file.Func().Params(jen.Id(mr.recv).Op("*").Id(mr.typeName)).Id(m.Name).Params(params...).
@@ -121,13 +136,13 @@ func (mr *methodRenderer) passThrough() []jen.Code {
 
 func (mr *methodRenderer) cache() *jen.Statement { return jen.Id(mr.recv).Dot(mr.cc) }
 
-func (mr *methodRenderer) ctx() string { return mr.params[0] }
+func (mr *methodRenderer) ctx() string { return mr.ctxName }
 
 // roots are the expressions that refs start from.
 type roots struct {
 	result string // {result}: the result, a batch element, or v.R0
-	each   string // {result[]}: the element in a loop
-	id     string // {ids[]}: one id
+	each   string // {result[]} and {ids[]} in invalidations: the element in a loop
+	id     string // {ids[]} of a batch get: one id
 	// params includes the nil checks of parameter refs; they are done
 	// before the call, so builders that run after it leave them out.
 	params bool
@@ -150,6 +165,8 @@ func (mr *methodRenderer) value(ref *model.Ref, rt roots) ([]check, jen.Code) {
 		expr, user = rt.each, "result[]"
 	case model.FromID:
 		expr, user = rt.id, mr.m.Params[ref.Param].Name+"[]"
+	case model.FromParamEach:
+		expr, user = rt.each, mr.m.Params[ref.Param].Name+"[]"
 	}
 	var checks []check
 	for _, st := range ref.Path {
@@ -169,27 +186,47 @@ func (mr *methodRenderer) value(ref *model.Ref, rt roots) ([]check, jen.Code) {
 	if ref.Render.Deref && ref.Render.Kind != model.RenderStringer {
 		x = jen.Op("*").Id(expr)
 	}
-	var v jen.Code
+	// text is the value as text, unescaped; escape says whether it can
+	// hold bytes that must be escaped.
+	var text *jen.Statement
+	escape := false
 	switch ref.Render.Kind {
 	case model.RenderString:
 		if ref.Render.Convert {
 			x = jen.String().Call(x)
 		}
-		v = jen.Qual(runtimePkg, "EscapeKeyPart").Call(x)
+		text, escape = jen.Add(x), true
 	case model.RenderInt:
 		if ref.Render.Convert {
 			x = jen.Int64().Call(x)
 		}
-		v = jen.Qual(strconvPkg, "FormatInt").Call(x, jen.Lit(10))
+		text = jen.Qual(strconvPkg, "FormatInt").Call(x, jen.Lit(10))
 	case model.RenderUint:
 		if ref.Render.Convert {
 			x = jen.Uint64().Call(x)
 		}
-		v = jen.Qual(strconvPkg, "FormatUint").Call(x, jen.Lit(10))
+		text = jen.Qual(strconvPkg, "FormatUint").Call(x, jen.Lit(10))
+	case model.RenderBool:
+		if ref.Render.Convert {
+			x = jen.Bool().Call(x)
+		}
+		text = jen.Qual(strconvPkg, "FormatBool").Call(x)
 	case model.RenderStringer:
-		v = jen.Qual(runtimePkg, "EscapeKeyPart").Call(jen.Id(expr).Dot("String").Call())
+		text, escape = jen.Id(expr).Dot("String").Call(), true
 	default:
 		panic(fmt.Sprintf("ref %s: unknown render kind %d", ref.Text, ref.Render.Kind))
+	}
+	for _, t := range ref.Transforms {
+		switch t {
+		case model.Lower:
+			text = jen.Qual(stringsPkg, "ToLower").Call(text)
+		case model.Hash:
+			text, escape = jen.Id(mr.r.hashFunc).Call(text), false // hex digits only
+		}
+	}
+	var v jen.Code = text
+	if escape {
+		v = jen.Qual(runtimePkg, "EscapeKeyPart").Call(text)
 	}
 	return checks, v
 }
@@ -238,13 +275,17 @@ func fromResult(t *model.Template) bool {
 	return false
 }
 
-func hasEach(t *model.Template) bool {
+func hasEach(t *model.Template) bool { return eachRef(t) != nil }
+
+// eachRef is the ref of t that loops over a slice ({result[]}, or {ids[]}
+// in an invalidation), or nil.
+func eachRef(t *model.Template) *model.Ref {
 	for _, p := range t.Parts {
-		if p.Ref != nil && p.Ref.Source == model.FromResultEach {
-			return true
+		if p.Ref != nil && (p.Ref.Source == model.FromResultEach || p.Ref.Source == model.FromParamEach) {
+			return p.Ref
 		}
 	}
-	return false
+	return nil
 }
 
 // split separates templates that use the result from those that do not.
@@ -279,12 +320,16 @@ func (mr *methodRenderer) paramChecks(ts ...*model.Template) []check {
 // bypass renders, for each check, the pass-through taken when it fails.
 // ret is what the pass-through returns.
 func (mr *methodRenderer) bypass(checks []check, ret []jen.Code) []jen.Code {
+	return mr.bypassWith(checks, jen.Return(ret...))
+}
+
+// bypassWith is bypass with the statements that pass the call through.
+func (mr *methodRenderer) bypassWith(checks []check, pass ...jen.Code) []jen.Code {
 	var out []jen.Code
 	for _, c := range checks {
 		mr.checked[c.expr] = true
 		out = append(out, jen.If(jen.Id(c.expr).Op("==").Nil()).Block(
-			mr.cache().Dot("Bypass").Call(jen.Lit(mr.label), jen.Lit(c.user+" is nil")),
-			jen.Return(ret...),
+			append([]jen.Code{mr.cache().Dot("Bypass").Call(jen.Lit(mr.label), jen.Lit(c.user+" is nil"))}, pass...)...,
 		))
 	}
 	return out
@@ -297,15 +342,15 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 	type item struct {
 		checks []check
 		expr   jen.Code
-		each   bool
+		each   *model.Ref
 	}
 	var items []item
 	simple := true
 	for _, t := range ts {
-		it := item{each: hasEach(t)}
+		it := item{each: eachRef(t)}
 		it.checks, it.expr = mr.template(t, rt)
 		it.checks = slices.DeleteFunc(it.checks, func(c check) bool { return mr.checked[c.expr] })
-		if it.each || len(it.checks) > 0 {
+		if it.each != nil || len(it.checks) > 0 {
 			simple = false
 		}
 		items = append(items, it)
@@ -333,8 +378,12 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 			}
 			s = jen.If(cond).Block(s)
 		}
-		if it.each {
-			s = jen.For(jen.List(jen.Id("_"), jen.Id(rt.each)).Op(":=").Range().Id(rt.result)).Block(s)
+		if it.each != nil {
+			over := rt.result
+			if it.each.Source == model.FromParamEach {
+				over = mr.params[it.each.Param]
+			}
+			s = jen.For(jen.List(jen.Id("_"), jen.Id(rt.each)).Op(":=").Range().Id(over)).Block(s)
 		}
 		stmts = append(stmts, s)
 	}
@@ -397,7 +446,7 @@ func (mr *methodRenderer) argNext() string {
 	name := "next"
 	for taken := true; taken; {
 		taken = false
-		for _, p := range mr.params[1:] {
+		for _, p := range mr.params[mr.first:] {
 			if p == name {
 				name += "_"
 				taken = true
@@ -411,8 +460,8 @@ func (mr *methodRenderer) argNext() string {
 // repository, then every parameter but the context.
 func (mr *methodRenderer) argFields() []jen.Code {
 	fields := []jen.Code{jen.Id(mr.argNext()).Id(mr.it.Name)}
-	for i, p := range mr.m.Params[1:] {
-		fields = append(fields, jen.Id(mr.params[i+1]).Add(mr.r.typ(p.Type)))
+	for i, p := range mr.m.Params[mr.first:] {
+		fields = append(fields, jen.Id(mr.params[i+mr.first]).Add(mr.r.typ(p.Type)))
 	}
 	return fields
 }
@@ -425,11 +474,13 @@ func (mr *methodRenderer) argLoad(typ jen.Code, results func(call *jen.Statement
 	vals := []jen.Code{jen.Id(mr.recv).Dot(mr.next)}
 	a := mr.local("a")
 	var args []jen.Code
-	args = append(args, jen.Id(mr.ctx()))
-	for i := range mr.m.Params[1:] {
-		vals = append(vals, jen.Id(mr.params[i+1]))
-		arg := jen.Id(a).Dot(mr.params[i+1])
-		if mr.m.Variadic && i == len(mr.m.Params)-2 {
+	if mr.first == 1 {
+		args = append(args, jen.Id(mr.ctx()))
+	}
+	for i := range mr.m.Params[mr.first:] {
+		vals = append(vals, jen.Id(mr.params[i+mr.first]))
+		arg := jen.Id(a).Dot(mr.params[i+mr.first])
+		if mr.m.Variadic && i+mr.first == len(mr.m.Params)-1 {
 			arg = arg.Op("...")
 		}
 		args = append(args, arg)
@@ -444,12 +495,35 @@ func (mr *methodRenderer) get() []jen.Code {
 	d, m := mr.d, mr.m
 	body := mr.bypass(mr.paramChecks(append([]*model.Template{d.Key}, d.Tags...)...), []jen.Code{mr.call(nil)})
 	_, key := mr.template(d.Key, roots{})
-	values := m.Results[:len(m.Results)-1]
+	values := valueTypes(m)
+	errName := mr.local("err")
+	// finish returns the cached value; without an error result, a call
+	// that the cache could not serve (the context ended, say) goes to the
+	// wrapped repository.
+	finish := func(ret ...jen.Code) []jen.Code {
+		if d.NoErr {
+			return []jen.Code{
+				jen.If(jen.Id(errName).Op("!=").Nil()).Block(jen.Return(mr.call(nil))),
+				jen.Return(ret...),
+			}
+		}
+		return []jen.Code{jen.Return(append(ret, jen.Id(errName))...)}
+	}
 	if len(values) == 1 {
 		typ := mr.r.typ(values[0])
-		arg, load := mr.argLoad(typ, func(call *jen.Statement) []jen.Code { return []jen.Code{jen.Return(call)} })
+		arg, load := mr.argLoad(typ, func(call *jen.Statement) []jen.Code {
+			if d.NoErr {
+				return []jen.Code{jen.Return(call, jen.Nil())}
+			}
+			return []jen.Code{jen.Return(call)}
+		})
 		args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, arg, load}, mr.opts(mr.r.typ(values[0]), "")...)
-		return append(body, jen.Return(jen.Qual(runtimePkg, "GetCachedWith").Call(args...)))
+		if !d.NoErr {
+			return append(body, jen.Return(jen.Qual(runtimePkg, "GetCachedWith").Call(args...)))
+		}
+		v := mr.local("v")
+		body = append(body, jen.List(jen.Id(v), jen.Id(errName)).Op(":=").Qual(runtimePkg, "GetCachedWith").Call(args...))
+		return append(body, finish(jen.Id(v))...)
 	}
 	// Several values: cached together in the result struct.
 	sn := mr.r.resultStructs[m]
@@ -460,11 +534,18 @@ func (mr *methodRenderer) get() []jen.Code {
 		rs = append(rs, jen.Id(n))
 		dict[jen.Id(fmt.Sprintf("R%d", i))] = jen.Id(n)
 	}
-	errName := mr.local("err")
+	loadErr := errName
+	if d.NoErr {
+		loadErr = "nil"
+	}
 	arg, load := mr.argLoad(jen.Id(sn), func(call *jen.Statement) []jen.Code {
+		lhs := rs
+		if !d.NoErr {
+			lhs = append(rs, jen.Id(errName))
+		}
 		return []jen.Code{
-			jen.List(append(rs, jen.Id(errName))...).Op(":=").Add(call),
-			jen.Return(jen.Id(sn).Values(dict), jen.Id(errName)),
+			jen.List(lhs...).Op(":=").Add(call),
+			jen.Return(jen.Id(sn).Values(dict), jen.Id(loadErr)),
 		}
 	})
 	v := mr.local("v")
@@ -473,10 +554,8 @@ func (mr *methodRenderer) get() []jen.Code {
 	for i := range values {
 		ret = append(ret, jen.Id(v).Dot(fmt.Sprintf("R%d", i)))
 	}
-	return append(body,
-		jen.List(jen.Id(v), jen.Id(errName)).Op(":=").Qual(runtimePkg, "GetCachedWith").Call(args...),
-		jen.Return(append(ret, jen.Id(errName))...),
-	)
+	body = append(body, jen.List(jen.Id(v), jen.Id(errName)).Op(":=").Qual(runtimePkg, "GetCachedWith").Call(args...))
+	return append(body, finish(ret...)...)
 }
 
 func (mr *methodRenderer) batchGet() []jen.Code {
@@ -519,10 +598,23 @@ func (mr *methodRenderer) batchGet() []jen.Code {
 	idOf := jen.Func().Params(jen.Id(v).Add(elemType)).Add(idType).Block(idOfBody...)
 
 	ids := mr.params[b.Param]
+	ret := []jen.Code{mr.call(nil)}
+	if d.NoErr {
+		ret = append(ret, jen.Nil())
+	}
 	load := jen.Func().Params(jen.Id(mr.ctx()).Qual(contextPkg, "Context"), jen.Id(ids).Index().Add(idType)).
-		Params(jen.Index().Add(elemType), jen.Error()).Block(jen.Return(mr.call(nil)))
+		Params(jen.Index().Add(elemType), jen.Error()).Block(jen.Return(ret...))
 	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), jen.Id(ids), keyFn, idOf, load}, mr.opts(elemType, "")...)
-	return append(body, jen.Return(jen.Qual(runtimePkg, "GetBatch").Types(idType, elemType).Call(args...)))
+	call := jen.Qual(runtimePkg, "GetBatch").Types(idType, elemType).Call(args...)
+	if !d.NoErr {
+		return append(body, jen.Return(call))
+	}
+	vs, errName := mr.local("vs"), mr.local("err")
+	return append(body,
+		jen.List(jen.Id(vs), jen.Id(errName)).Op(":=").Add(call),
+		jen.If(jen.Id(errName).Op("!=").Nil()).Block(jen.Return(mr.call(nil))),
+		jen.Return(jen.Id(vs)),
+	)
 }
 
 // resultNames chooses names for the wrapped call's results: the values,
@@ -530,7 +622,7 @@ func (mr *methodRenderer) batchGet() []jen.Code {
 func (mr *methodRenderer) resultNames() ([]string, []jen.Code, string) {
 	var names []string
 	var vs []jen.Code
-	for i := range mr.m.Results[:len(mr.m.Results)-1] {
+	for i := range valueTypes(mr.m) {
 		n := mr.local(fmt.Sprintf("r%d", i))
 		names = append(names, n)
 		vs = append(vs, jen.Id(n))
@@ -572,21 +664,46 @@ func (mr *methodRenderer) put() []jen.Code {
 func (mr *methodRenderer) invalidate() []jen.Code {
 	d := mr.d
 	pre := mr.paramChecks(append(append([]*model.Template(nil), d.Keys...), d.Tags...)...)
-	body := mr.bypass(pre, []jen.Code{mr.call(nil)})
-	_, vs, errName := mr.resultNames()
-	body = append(body,
-		jen.List(append(vs, jen.Id(errName))...).Op(":=").Add(mr.call(nil)),
-		jen.If(jen.Id(errName).Op("!=").Nil()).Block(jen.Return(append(vs, jen.Id(errName))...)),
-	)
+	var body []jen.Code
+	if len(mr.m.Results) == 0 {
+		body = mr.bypassWith(pre, mr.call(nil), jen.Return())
+	} else {
+		body = mr.bypass(pre, []jen.Code{mr.call(nil)})
+	}
+	names, vs, errName := mr.resultNames()
+	switch {
+	case !d.NoErr:
+		body = append(body,
+			jen.List(append(vs, jen.Id(errName))...).Op(":=").Add(mr.call(nil)),
+			jen.If(jen.Id(errName).Op("!=").Nil()).Block(jen.Return(append(vs, jen.Id(errName))...)),
+		)
+	case len(vs) > 0:
+		body = append(body, jen.List(vs...).Op(":=").Add(mr.call(nil)))
+	default:
+		body = append(body, mr.call(nil))
+	}
+	rt := roots{each: mr.local("e")}
+	if len(names) > 0 {
+		rt.result = names[0]
+	}
 	keys, tags := jen.Code(jen.Nil()), jen.Code(jen.Nil())
 	if len(d.Keys) > 0 {
-		_, keys = mr.list(d.Keys, roots{}, "")
+		var stmts []jen.Code
+		stmts, keys = mr.list(d.Keys, rt, mr.local("keys"))
+		body = append(body, stmts...)
 	}
 	if len(d.Tags) > 0 {
-		_, tags = mr.list(d.Tags, roots{}, "")
+		var stmts []jen.Code
+		stmts, tags = mr.list(d.Tags, rt, mr.local("tags"))
+		body = append(body, stmts...)
 	}
-	return append(body,
-		mr.cache().Dot("AfterWrite").Call(jen.Id(mr.ctx()), keys, tags),
-		jen.Return(append(vs, jen.Nil())...),
-	)
+	ret := vs
+	if !d.NoErr {
+		ret = append(vs, jen.Nil())
+	}
+	body = append(body, mr.cache().Dot("AfterWrite").Call(jen.Id(mr.ctx()), keys, tags))
+	if len(ret) > 0 {
+		body = append(body, jen.Return(ret...))
+	}
+	return body
 }

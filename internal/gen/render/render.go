@@ -34,6 +34,9 @@ const (
 	contextPkg = "context"
 	timePkg    = "time"
 	strconvPkg = "strconv"
+	stringsPkg = "strings"
+	sha256Pkg  = "crypto/sha256"
+	hexPkg     = "encoding/hex"
 )
 
 // predeclared lists Go's keywords and predeclared identifiers; no generated
@@ -68,6 +71,16 @@ func Render(p *model.Package, opts Options) (out []byte, err error) {
 	r.names()
 	for _, it := range p.Interfaces {
 		r.iface(it)
+	}
+	if r.hashFunc != "" {
+		h := "h"
+		r.file.Line()
+		r.file.Commentf("%s is {x|hash}: the lowercase hex SHA-256 of a key part, so that a", r.hashFunc)
+		r.file.Comment("secret never stands in a Redis key as it is.")
+		r.file.Func().Id(r.hashFunc).Params(jen.Id("s").String()).String().Block(
+			jen.Id(h).Op(":=").Qual(sha256Pkg, "Sum256").Call(jen.Index().Byte().Parens(jen.Id("s"))),
+			jen.Return(jen.Qual(hexPkg, "EncodeToString").Call(jen.Id(h).Index(jen.Op(":")))),
+		)
 	}
 	var buf bytes.Buffer
 	if err := r.file.Render(&buf); err != nil {
@@ -125,6 +138,33 @@ type renderer struct {
 	// argStructs names the struct that carries a get's arguments to its
 	// loader, so that the loader captures nothing (GetCachedWith).
 	argStructs map[*model.Method]string
+	// hashFunc names the file's helper for {x|hash}; "" when no ref hashes.
+	hashFunc string
+}
+
+// uses reports whether some ref of the package's directives has transform t.
+func uses(p *model.Package, t model.Transform) bool {
+	found := false
+	for _, it := range p.Interfaces {
+		for _, m := range it.Methods {
+			d := m.Directive
+			if d == nil || m.Skip {
+				continue
+			}
+			ts := append(append(append([]*model.Template{d.Key}, d.Keys...), d.Tags...), d.Invalidate...)
+			for _, tm := range ts {
+				if tm == nil {
+					continue
+				}
+				for _, part := range tm.Parts {
+					if part.Ref != nil && slices.Contains(part.Ref.Transforms, t) {
+						found = true
+					}
+				}
+			}
+		}
+	}
+	return found
 }
 
 // unique returns base, or base with the smallest number from 2 up, that is
@@ -172,15 +212,24 @@ func (r *renderer) names() {
 			}
 		}
 	}
+	fixed := []string{runtimePkg, contextPkg, timePkg, strconvPkg}
+	pkgs[runtimePkg], pkgs[contextPkg], pkgs[timePkg], pkgs[strconvPkg] = "runtime", "context", "time", "strconv"
+	if uses(r.p, model.Lower) {
+		fixed = append(fixed, stringsPkg)
+		pkgs[stringsPkg] = "strings"
+	}
+	if uses(r.p, model.Hash) {
+		fixed = append(fixed, sha256Pkg, hexPkg)
+		pkgs[sha256Pkg], pkgs[hexPkg] = "sha256", "hex"
+	}
 	paths := make([]string, 0, len(pkgs))
 	for path := range pkgs {
-		if path != runtimePkg && path != contextPkg && path != timePkg && path != strconvPkg {
+		if !slices.Contains(fixed, path) {
 			paths = append(paths, path)
 		}
 	}
 	slices.Sort(paths)
-	pkgs[runtimePkg], pkgs[contextPkg], pkgs[timePkg], pkgs[strconvPkg] = "runtime", "context", "time", "strconv"
-	for _, path := range append([]string{runtimePkg, contextPkg, timePkg, strconvPkg}, paths...) {
+	for _, path := range append(fixed, paths...) {
 		name := pkgs[path]
 		if !isIdent(name) {
 			name = "pkg"
@@ -192,6 +241,9 @@ func (r *renderer) names() {
 			r.file.ImportAlias(path, alias)
 		}
 	}
+	if uses(r.p, model.Hash) {
+		r.hashFunc = unique(r.taken, "hashKeyPart")
+	}
 	// The structs of multi-result gets.
 	r.resultStructs = map[*model.Method]string{}
 	r.argStructs = map[*model.Method]string{}
@@ -201,7 +253,7 @@ func (r *renderer) names() {
 			if d == nil || d.Kind != model.Get || d.Batch != nil {
 				continue
 			}
-			if len(m.Results) > 2 {
+			if values := len(m.Results); values > 2 || d.NoErr && values > 1 {
 				r.resultStructs[m] = unique(r.taken, lowerFirst(it.Name)+m.Name+"Result")
 			}
 			r.argStructs[m] = unique(r.taken, lowerFirst(it.Name)+m.Name+"Args")
@@ -349,7 +401,7 @@ func (r *renderer) iface(it *model.Interface) {
 		f.Line()
 		if sn, ok := r.resultStructs[m]; ok {
 			var fields []jen.Code
-			for i, t := range m.Results[:len(m.Results)-1] {
+			for i, t := range valueTypes(m) {
 				fields = append(fields, jen.Id(fmt.Sprintf("R%d", i)).Add(r.typ(t)))
 			}
 			f.Commentf("%s holds the results of %s.%s, cached together.", sn, it.Name, m.Name)
@@ -383,4 +435,13 @@ func durExpr(d time.Duration) jen.Code {
 		}
 	}
 	return jen.Qual(timePkg, "Duration").Call(jen.Lit(int(d)))
+}
+
+// valueTypes are the results of a method with a directive that are values: all
+// of them but the error, if it returns one.
+func valueTypes(m *model.Method) []model.Type {
+	if m.Directive != nil && m.Directive.NoErr {
+		return m.Results
+	}
+	return m.Results[:len(m.Results)-1]
 }
