@@ -172,14 +172,18 @@ func Run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	fs, _, _ := newFlagSet(stderr)
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error; print it once, below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fs.Usage()
+			usage()
 			return 0
 		}
+		usage()
 		return 2
 	}
+	fs.Usage = usage
 	wd, err := os.Getwd()
 	if err != nil {
 		fmt.Fprintf(stderr, "cachegen: %v\n", err)

@@ -25,17 +25,34 @@ func run(args ...string) (int, string, string) {
 }
 
 func TestHelp(t *testing.T) {
-	code, stdout, _ := run("-h")
-	if code != 0 || !strings.Contains(stdout, "usage: cachegen [-type I1,I2] [-out FILE] [DIR]") ||
-		!strings.Contains(stdout, "//go:generate go run github.com/repocache/repocache/cachegen") || !strings.Contains(stdout, "-out") {
-		t.Errorf("cachegen -h = %d\n%s", code, stdout)
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		code, stdout, stderr := run(arg)
+		if code != 0 || !strings.Contains(stdout, "usage: cachegen [-type I1,I2] [-out FILE] [DIR]") ||
+			!strings.Contains(stdout, "//go:generate go run github.com/repocache/repocache/cachegen") || !strings.Contains(stdout, "-out") {
+			t.Errorf("cachegen %s = %d\n%s", arg, code, stdout)
+		}
+		if n := strings.Count(stdout+stderr, "usage: cachegen"); n != 1 || stderr != "" {
+			t.Errorf("cachegen %s printed the usage %d times; stderr:\n%s", arg, n, stderr)
+		}
+	}
+}
+
+// TestRelativePaths runs the command from the repository root on a case
+// whose messages name another position: that one is relative to the
+// working directory too, so that an editor opens it.
+func TestRelativePaths(t *testing.T) {
+	t.Chdir(repoRoot(t))
+	code, _, stderr := run("testdata/err_key_clash")
+	want := "testdata/err_key_clash/repo.go:32:18: cache:get on Comments.Find: key=post:{id} can be equal to key=post:{id} of Posts.Find (testdata/err_key_clash/repo.go:13:18)"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant a line beginning\n%s", code, stderr, want)
 	}
 }
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"-nope"}, {"a", "b"}, {"-type", ","}} {
-		if code, _, stderr := run(args...); code != 2 || !strings.Contains(stderr, "usage:") {
-			t.Errorf("cachegen %q = %d, want 2 and the usage\n%s", args, code, stderr)
+		if code, _, stderr := run(args...); code != 2 || strings.Count(stderr, "usage:") != 1 {
+			t.Errorf("cachegen %q = %d, want 2 and the usage once\n%s", args, code, stderr)
 		}
 	}
 }

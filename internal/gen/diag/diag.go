@@ -17,6 +17,26 @@ import (
 type Diag struct {
 	Pos token.Position
 	Msg string
+
+	format string
+	args   []any
+}
+
+// text is the message with the positions among its arguments (token.Position
+// values, such as where a clashing name is declared) written relative to
+// dir, as the line's own position is.
+func (d Diag) text(dir string) string {
+	if d.format == "" {
+		return d.Msg
+	}
+	args := make([]any, len(d.args))
+	for i, a := range d.args {
+		if p, ok := a.(token.Position); ok && p.Filename != "" {
+			a = fmt.Sprintf("%s:%d:%d", Rel(dir, p.Filename), p.Line, p.Column)
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(d.format, args...)
 }
 
 // List collects diagnostics.
@@ -24,9 +44,11 @@ type List struct {
 	diags []Diag
 }
 
-// Add records a problem at pos.
+// Add records a problem at pos. An argument that is a token.Position is
+// printed as path:line:col, the path relative to the directory given to
+// Print.
 func (l *List) Add(pos token.Position, format string, args ...any) {
-	l.diags = append(l.diags, Diag{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	l.diags = append(l.diags, Diag{Pos: pos, Msg: fmt.Sprintf(format, args...), format: format, args: args})
 }
 
 // Len reports how many problems were recorded.
@@ -44,7 +66,7 @@ func (l *List) Sorted() []Diag {
 			cmp.Compare(a.Msg, b.Msg),
 		)
 	})
-	return slices.Compact(ds)
+	return slices.CompactFunc(ds, func(a, b Diag) bool { return a.Pos == b.Pos && a.Msg == b.Msg })
 }
 
 // Print writes one line per problem to w. Paths are made relative to dir
@@ -52,10 +74,10 @@ func (l *List) Sorted() []Diag {
 func (l *List) Print(w io.Writer, dir string) {
 	for _, d := range l.Sorted() {
 		if d.Pos.Filename == "" {
-			fmt.Fprintf(w, "cachegen: %s\n", d.Msg)
+			fmt.Fprintf(w, "cachegen: %s\n", d.text(dir))
 			continue
 		}
-		fmt.Fprintf(w, "%s:%d:%d: %s\n", Rel(dir, d.Pos.Filename), d.Pos.Line, d.Pos.Column, d.Msg)
+		fmt.Fprintf(w, "%s:%d:%d: %s\n", Rel(dir, d.Pos.Filename), d.Pos.Line, d.Pos.Column, d.text(dir))
 	}
 }
 

@@ -371,7 +371,7 @@ func (x *extractor) iface(name string) *model.Interface {
 	}
 	for _, gen := range []string{name + "Cache", "New" + name + "Cache"} {
 		if o := x.pkg.Types.Scope().Lookup(gen); o != nil {
-			x.diags.Add(x.pos(d.spec.Name.Pos()), "cannot generate %s for %s: %s is already declared at %s", gen, name, gen, diag.Rel(x.pkg.Dir, x.pos(o.Pos()).String()))
+			x.diags.Add(x.pos(d.spec.Name.Pos()), "cannot generate %s for %s: %s is already declared at %s", gen, name, gen, x.pos(o.Pos()))
 		}
 	}
 	it := named.Underlying().(*types.Interface)

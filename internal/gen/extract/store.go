@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/repocache/repocache/internal/gen/diag"
 	"github.com/repocache/repocache/internal/gen/model"
 )
 
@@ -136,7 +135,7 @@ func (x *extractor) keyClashes() {
 			}
 			x.diags.Add(b.pos, "%s: key=%s can be equal to key=%s of %s (%s), but the values differ in type (%s and %s): each would evict the other as undecodable on every call; give one of them a distinct prefix, such as %s",
 				b.where, b.raw, a.raw, strings.TrimPrefix(strings.TrimPrefix(a.where, "cache:get on "), "cache:put on "),
-				diag.Rel(x.pkg.Dir, a.pos.String()), x.typeList(b.types), x.typeList(a.types), prefixHint(b))
+				a.pos, x.typeList(b.types), x.typeList(a.types), prefixHint(b))
 		}
 	}
 }
