@@ -113,17 +113,23 @@ func (c *RepositoryCache) CreateProject(ctx context.Context, in NewProject) (*Pr
 	if err != nil {
 		return r0, err
 	}
+	tags := make([]string, 0, 1)
+	if r0 != nil {
+		tags = append(tags, "project:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repository.CreateProject", "project:{result.ID}")
+	}
+	invalidate := make([]string, 0, 1)
+	if r0 != nil {
+		invalidate = append(invalidate, "workspace:"+strconv.FormatInt(r0.WorkspaceID, 10)+":projects")
+	} else {
+		c.cache.Unrendered("Repository.CreateProject", "workspace:{result.WorkspaceID}:projects")
+	}
 	if r0 == nil {
-		c.cache.Bypass("Repository.CreateProject", "result is nil")
+		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.ResultTags(func(v *Project) []string {
-		tags := make([]string, 0, 1)
-		if v != nil {
-			tags = append(tags, "project:"+strconv.FormatInt(v.ID, 10))
-		}
-		return tags
-	}), runtime.AlsoInvalidate("workspace:"+strconv.FormatInt(r0.WorkspaceID, 10)+":projects"))
+	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
 	return r0, nil
 }
 
@@ -133,17 +139,17 @@ func (c *RepositoryCache) RenameProject(ctx context.Context, id int64, name stri
 	if err != nil {
 		return r0, err
 	}
+	tags := make([]string, 0, 1)
+	if r0 != nil {
+		tags = append(tags, "project:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repository.RenameProject", "project:{result.ID}")
+	}
 	if r0 == nil {
-		c.cache.Bypass("Repository.RenameProject", "result is nil")
+		c.cache.AfterWrite(ctx, nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.ResultTags(func(v *Project) []string {
-		tags := make([]string, 0, 1)
-		if v != nil {
-			tags = append(tags, "project:"+strconv.FormatInt(v.ID, 10))
-		}
-		return tags
-	}))
+	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...))
 	return r0, nil
 }
 
@@ -163,17 +169,17 @@ func (c *RepositoryCache) UpdatePlan(ctx context.Context, id int64, plan string)
 	if err != nil {
 		return r0, err
 	}
+	tags := make([]string, 0, 1)
+	if r0 != nil {
+		tags = append(tags, "workspace:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repository.UpdatePlan", "workspace:{result.ID}")
+	}
 	if r0 == nil {
-		c.cache.Bypass("Repository.UpdatePlan", "result is nil")
+		c.cache.AfterWrite(ctx, nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "workspace:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.ResultTags(func(v *Workspace) []string {
-		tags := make([]string, 0, 1)
-		if v != nil {
-			tags = append(tags, "workspace:"+strconv.FormatInt(v.ID, 10))
-		}
-		return tags
-	}))
+	runtime.Put(ctx, c.cache, "workspace:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...))
 	return r0, nil
 }
 

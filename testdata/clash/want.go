@@ -116,7 +116,7 @@ func (c *RepoCache) Save(ctx context.Context, r0 *models.User, p2 int) (*models.
 		return r02, err
 	}
 	if r02 == nil {
-		c.cache2.Bypass("Repo.Save", "result is nil")
+		c.cache2.Unrendered("Repo.Save", "u:{result.ID}")
 		return r02, nil
 	}
 	runtime.Put(ctx, c.cache2, "u:"+runtime.EscapeKeyPart(r02.ID), r02, runtime.TTL(time.Minute))

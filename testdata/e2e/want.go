@@ -148,17 +148,23 @@ func (c *UserRepoCache) Save(ctx context.Context, u *User) (*User, error) {
 	if err != nil {
 		return r0, err
 	}
+	tags := make([]string, 0, 1)
+	if r0 != nil {
+		tags = append(tags, "user:"+runtime.EscapeKeyPart(string(r0.ID)))
+	} else {
+		c.cache.Unrendered("UserRepo.Save", "user:{result.ID}")
+	}
+	invalidate := make([]string, 0, 1)
+	if r0 != nil {
+		invalidate = append(invalidate, "team:"+strconv.FormatInt(r0.TeamID, 10))
+	} else {
+		c.cache.Unrendered("UserRepo.Save", "team:{result.TeamID}")
+	}
 	if r0 == nil {
-		c.cache.Bypass("UserRepo.Save", "result is nil")
+		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.ResultTags(func(v *User) []string {
-		tags := make([]string, 0, 1)
-		if v != nil {
-			tags = append(tags, "user:"+runtime.EscapeKeyPart(string(v.ID)))
-		}
-		return tags
-	}), runtime.AlsoInvalidate("team:"+strconv.FormatInt(r0.TeamID, 10)))
+	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
 	return r0, nil
 }
 

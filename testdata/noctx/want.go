@@ -153,6 +153,8 @@ func (c *RepoCache) Promote(ctx context.Context, id int64) *User {
 	keys := make([]string, 0, 1)
 	if r0 != nil {
 		keys = append(keys, "user:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repo.Promote", "user:{result.ID}")
 	}
 	c.cache.AfterWrite(ctx, keys, []string{"users"})
 	return r0

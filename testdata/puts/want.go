@@ -30,15 +30,21 @@ var _ Repo = (*RepoCache)(nil)
 
 // Save implements Repo.Save with cache:put key=post:{p.ID} ttl=1h tags=post:{p.ID}.
 func (c *RepoCache) Save(ctx context.Context, p *Post) (*Post, error) {
-	if p == nil {
-		c.cache.Bypass("Repo.Save", "p is nil")
-		return c.next.Save(ctx, p)
-	}
 	r0, err := c.next.Save(ctx, p)
 	if err != nil {
 		return r0, err
 	}
-	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(p.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags("post:"+strconv.FormatInt(p.ID, 10)))
+	tags := make([]string, 0, 1)
+	if p != nil {
+		tags = append(tags, "post:"+strconv.FormatInt(p.ID, 10))
+	} else {
+		c.cache.Unrendered("Repo.Save", "post:{p.ID}")
+	}
+	if p == nil {
+		c.cache.AfterWrite(ctx, nil, tags)
+		return r0, nil
+	}
+	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(p.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...))
 	return r0, nil
 }
 
@@ -48,20 +54,22 @@ func (c *RepoCache) SaveAll(ctx context.Context, author string, ps []*Post) ([]*
 	if err != nil {
 		return r0, err
 	}
-	runtime.Put(ctx, c.cache, "posts:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(10*time.Minute), runtime.Jitter(time.Minute), runtime.ResultTags(func(v []*Post) []string {
-		tags := make([]string, 0, 2)
-		for _, e := range v {
-			if e != nil {
-				tags = append(tags, strconv.FormatInt(e.ID, 10))
-			}
+	tags := make([]string, 0, 2)
+	for _, e := range r0 {
+		if e != nil {
+			tags = append(tags, strconv.FormatInt(e.ID, 10))
+		} else {
+			c.cache.Unrendered("Repo.SaveAll", "{result[].ID}")
 		}
-		for _, e := range v {
-			if e != nil && e.Author != nil {
-				tags = append(tags, "author:"+runtime.EscapeKeyPart(e.Author.Name))
-			}
+	}
+	for _, e := range r0 {
+		if e != nil && e.Author != nil {
+			tags = append(tags, "author:"+runtime.EscapeKeyPart(e.Author.Name))
+		} else {
+			c.cache.Unrendered("Repo.SaveAll", "author:{result[].Author.Name}")
 		}
-		return tags
-	}), runtime.AlsoInvalidate("posts"))
+	}
+	runtime.Put(ctx, c.cache, "posts:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(10*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate("posts"))
 	return r0, nil
 }
 

@@ -98,13 +98,19 @@ func (c *RepoCache) Create(ctx context.Context, title string) (*Post, error) {
 	keys := make([]string, 0, 2)
 	if r0 != nil {
 		keys = append(keys, "post:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repo.Create", "post:{result.ID}")
 	}
 	if r0 != nil {
 		keys = append(keys, "posts:"+strconv.FormatInt(r0.AuthorID, 10)+":true:false")
+	} else {
+		c.cache.Unrendered("Repo.Create", "posts:{result.AuthorID}:true:false")
 	}
 	tags := make([]string, 0, 1)
 	if r0 != nil && r0.Author != nil {
 		tags = append(tags, "author:"+runtime.EscapeKeyPart(strings.ToLower(r0.Author.Email)))
+	} else {
+		c.cache.Unrendered("Repo.Create", "author:{result.Author.Email|lower}")
 	}
 	c.cache.AfterWrite(ctx, keys, tags)
 	return r0, nil
@@ -138,12 +144,16 @@ func (c *RepoCache) Archive(ctx context.Context, authorID int64) ([]*Post, error
 	for _, e := range r0 {
 		if e != nil {
 			keys = append(keys, "post:"+strconv.FormatInt(e.ID, 10))
+		} else {
+			c.cache.Unrendered("Repo.Archive", "post:{result[].ID}")
 		}
 	}
 	tags := make([]string, 0, 1)
 	for _, e := range r0 {
 		if e != nil && e.Author != nil {
 			tags = append(tags, "author:"+runtime.EscapeKeyPart(e.Author.Email))
+		} else {
+			c.cache.Unrendered("Repo.Archive", "author:{result[].Author.Email}")
 		}
 	}
 	c.cache.AfterWrite(ctx, keys, tags)
@@ -156,24 +166,26 @@ func (c *RepoCache) Merge(ctx context.Context, ids []int64) (*Post, error) {
 	if err != nil {
 		return r0, err
 	}
-	if r0 == nil {
-		c.cache.Bypass("Repo.Merge", "result is nil")
-		return r0, nil
+	tags := make([]string, 0, 1)
+	if r0 != nil {
+		tags = append(tags, "post:"+strconv.FormatInt(r0.ID, 10))
+	} else {
+		c.cache.Unrendered("Repo.Merge", "post:{result.ID}")
 	}
 	invalidate := make([]string, 0, 2)
-	for _, e2 := range ids {
-		invalidate = append(invalidate, "post:"+strconv.FormatInt(e2, 10))
+	for _, e := range ids {
+		invalidate = append(invalidate, "post:"+strconv.FormatInt(e, 10))
 	}
-	if r0.Author != nil {
+	if r0 != nil && r0.Author != nil {
 		invalidate = append(invalidate, "author:"+hashKeyPart(r0.Author.Email))
+	} else {
+		c.cache.Unrendered("Repo.Merge", "author:{result.Author.Email|hash}")
 	}
-	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Minute), runtime.ResultTags(func(v *Post) []string {
-		tags := make([]string, 0, 1)
-		if v != nil {
-			tags = append(tags, "post:"+strconv.FormatInt(v.ID, 10))
-		}
-		return tags
-	}), runtime.AlsoInvalidate(invalidate...))
+	if r0 == nil {
+		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		return r0, nil
+	}
+	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
 	return r0, nil
 }
 

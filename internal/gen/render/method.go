@@ -146,6 +146,10 @@ type roots struct {
 	// params includes the nil checks of parameter refs; they are done
 	// before the call, so builders that run after it leave them out.
 	params bool
+	// report makes a list report each template it cannot render (a nil
+	// pointer on its path) through Cache.Unrendered: an invalidation
+	// drops what it can and says what it could not.
+	report bool
 }
 
 // check is a nil check: the expression in the code and as the user wrote it.
@@ -343,11 +347,12 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 		checks []check
 		expr   jen.Code
 		each   *model.Ref
+		raw    string
 	}
 	var items []item
 	simple := true
 	for _, t := range ts {
-		it := item{each: eachRef(t)}
+		it := item{each: eachRef(t), raw: t.Raw}
 		it.checks, it.expr = mr.template(t, rt)
 		it.checks = slices.DeleteFunc(it.checks, func(c check) bool { return mr.checked[c.expr] })
 		if it.each != nil || len(it.checks) > 0 {
@@ -377,6 +382,9 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 				cond = cond.Id(c.expr).Op("!=").Nil()
 			}
 			s = jen.If(cond).Block(s)
+			if rt.report {
+				s = s.Else().Block(mr.cache().Dot("Unrendered").Call(jen.Lit(mr.label), jen.Lit(it.raw)))
+			}
 		}
 		if it.each != nil {
 			over := rt.result
@@ -413,6 +421,11 @@ func exprs(ts []*model.Template, mr *methodRenderer, rt roots) []jen.Code {
 // opts renders the call options of a get or put. typ and field are as for
 // resultTags.
 func (mr *methodRenderer) opts(typ jen.Code, field string) []jen.Code {
+	return mr.optsWith(typ, field, true)
+}
+
+// optsWith is opts, with the tags left out unless withTags is set.
+func (mr *methodRenderer) optsWith(typ jen.Code, field string, withTags bool) []jen.Code {
 	d := mr.d
 	rt := func(name string, args ...jen.Code) jen.Code { return jen.Qual(runtimePkg, name).Call(args...) }
 	out := []jen.Code{rt("TTL", durExpr(d.TTL))}
@@ -420,6 +433,9 @@ func (mr *methodRenderer) opts(typ jen.Code, field string) []jen.Code {
 		out = append(out, rt("Jitter", durExpr(d.Jitter)))
 	}
 	static, dynamic := split(d.Tags)
+	if !withTags {
+		static, dynamic = nil, nil
+	}
 	if len(static) > 0 {
 		out = append(out, rt("Tags", exprs(static, mr, roots{})...))
 	}
@@ -630,29 +646,71 @@ func (mr *methodRenderer) resultNames() ([]string, []jen.Code, string) {
 	return names, vs, mr.local("err")
 }
 
+// put renders a write-through. Nothing stops the invalidation once the
+// write has succeeded: every tag and invalidate= template that can be
+// rendered is dropped, and each one that cannot (a nil pointer on its path)
+// is reported through Cache.Unrendered. When the key itself cannot be
+// rendered, nothing is stored, and the tags are still dropped.
 func (mr *methodRenderer) put() []jen.Code {
 	d, m := mr.d, mr.m
-	pre := mr.paramChecks(append(append([]*model.Template{d.Key}, d.Tags...), d.Invalidate...)...)
-	body := mr.bypass(pre, []jen.Code{mr.call(nil)})
 	names, vs, errName := mr.resultNames()
 	r0 := vs[0]
-	body = append(body,
+	body := []jen.Code{
 		jen.List(append(vs, jen.Id(errName))...).Op(":=").Add(mr.call(nil)),
 		jen.If(jen.Id(errName).Op("!=").Nil()).Block(jen.Return(append(vs, jen.Id(errName))...)),
-	)
-	res := roots{result: names[0]}
-	keyChecks, key := mr.template(d.Key, res)
-	body = append(body, mr.bypass(keyChecks, append(vs, jen.Nil()))...)
-	opts := mr.opts(mr.r.typ(m.Results[0]), "")
-	if len(d.Invalidate) > 0 {
-		rt := roots{result: res.result, each: mr.local("e")}
-		stmts, expr := mr.list(d.Invalidate, rt, mr.local("invalidate"))
-		if len(stmts) == 0 {
-			opts = append(opts, jen.Qual(runtimePkg, "AlsoInvalidate").Call(exprs(d.Invalidate, mr, rt)...))
-		} else {
-			body = append(body, stmts...)
-			opts = append(opts, jen.Qual(runtimePkg, "AlsoInvalidate").Call(jen.Add(expr).Op("...")))
+	}
+	rt := roots{result: names[0], each: mr.local("e"), params: true, report: true}
+	keyChecks, key := mr.template(d.Key, rt)
+	// lists renders templates as the arguments of a call (args...), and as
+	// a []string for the drop when the key cannot be rendered.
+	lists := func(ts []*model.Template, name string) (args []jen.Code, all jen.Code) {
+		if len(ts) == 0 {
+			return nil, nil
 		}
+		stmts, expr := mr.list(ts, rt, mr.local(name))
+		if len(stmts) == 0 {
+			return exprs(ts, mr, rt), expr
+		}
+		body = append(body, stmts...)
+		return []jen.Code{jen.Add(expr).Op("...")}, expr
+	}
+	tagArgs, tags := lists(d.Tags, "tags")
+	invArgs, inv := lists(d.Invalidate, "invalidate")
+	if len(keyChecks) > 0 {
+		var cond *jen.Statement
+		for i, c := range keyChecks {
+			if i == 0 {
+				cond = jen.Id(c.expr).Op("==").Nil()
+			} else {
+				cond = cond.Op("||").Id(c.expr).Op("==").Nil()
+			}
+		}
+		var fail []jen.Code
+		if !slices.ContainsFunc(d.Tags, func(t *model.Template) bool { return t.Raw == d.Key.Raw }) {
+			// (a tag written like the key has been reported already)
+			fail = append(fail, mr.cache().Dot("Unrendered").Call(jen.Lit(mr.label), jen.Lit(d.Key.Raw)))
+		}
+		var drop jen.Code
+		switch {
+		case tags != nil && inv != nil:
+			drop = jen.Append(tags, jen.Add(inv).Op("..."))
+		case tags != nil:
+			drop = tags
+		case inv != nil:
+			drop = inv
+		}
+		if drop != nil {
+			fail = append(fail, mr.cache().Dot("AfterWrite").Call(jen.Id(mr.ctx()), jen.Nil(), drop))
+		}
+		fail = append(fail, jen.Return(append(vs, jen.Nil())...))
+		body = append(body, jen.If(cond).Block(fail...))
+	}
+	opts := mr.optsWith(mr.r.typ(m.Results[0]), "", false) // TTL and Jitter
+	if len(tagArgs) > 0 {
+		opts = append(opts, jen.Qual(runtimePkg, "Tags").Call(tagArgs...))
+	}
+	if len(invArgs) > 0 {
+		opts = append(opts, jen.Qual(runtimePkg, "AlsoInvalidate").Call(invArgs...))
 	}
 	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, r0}, opts...)
 	return append(body,
@@ -661,15 +719,12 @@ func (mr *methodRenderer) put() []jen.Code {
 	)
 }
 
+// invalidate renders an invalidation. As for put, a template that cannot
+// be rendered never cancels the others: they are dropped, and it is
+// reported through Cache.Unrendered.
 func (mr *methodRenderer) invalidate() []jen.Code {
 	d := mr.d
-	pre := mr.paramChecks(append(append([]*model.Template(nil), d.Keys...), d.Tags...)...)
 	var body []jen.Code
-	if len(mr.m.Results) == 0 {
-		body = mr.bypassWith(pre, mr.call(nil), jen.Return())
-	} else {
-		body = mr.bypass(pre, []jen.Code{mr.call(nil)})
-	}
 	names, vs, errName := mr.resultNames()
 	switch {
 	case !d.NoErr:
@@ -682,7 +737,7 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 	default:
 		body = append(body, mr.call(nil))
 	}
-	rt := roots{each: mr.local("e")}
+	rt := roots{each: mr.local("e"), params: true, report: true}
 	if len(names) > 0 {
 		rt.result = names[0]
 	}
