@@ -64,7 +64,13 @@ var (
 )
 
 // Marshal encodes v with c and frames it for the type T.
+//
+// A value that refers to itself, or nests deeper than MaxDepth, is refused
+// with ErrCycle before the codec sees it.
 func Marshal[T any](c Codec, v T) ([]byte, error) {
+	if err := checkCycles(v); err != nil {
+		return nil, fmt.Errorf("codec: marshal %v: %w", reflect.TypeFor[T](), err)
+	}
 	payload, err := c.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("codec: marshal %v: %w", reflect.TypeFor[T](), err)

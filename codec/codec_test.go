@@ -223,3 +223,36 @@ func formatName(c codec.Codec) string {
 	}
 	return "msgpack"
 }
+
+type node struct {
+	Name string
+	Next *node
+	Meta map[string]any
+}
+
+// TestCyclicValueIsAnError (issue 10, defect 7): a value that refers to
+// itself killed the process with a stack overflow inside MessagePack.
+func TestCyclicValueIsAnError(t *testing.T) {
+	a := &node{Name: "a"}
+	a.Next = &node{Name: "b", Next: a}
+	m := map[string]any{}
+	m["self"] = m
+	deep := &node{}
+	for n, i := deep, 0; i < codec.MaxDepth+5; i++ {
+		n.Next = &node{}
+		n = n.Next
+	}
+	shared := &node{Name: "leaf"}
+	for name, v := range map[string]any{"pointer": a, "map": &node{Meta: m}, "deep": deep} {
+		for _, c := range []codec.Codec{codec.Msgpack{}, codec.JSON{}} {
+			if _, err := codec.Marshal(c, v); !errors.Is(err, codec.ErrCycle) {
+				t.Errorf("%s with %T: err = %v, want ErrCycle", name, c, err)
+			}
+		}
+	}
+	// The same pointer twice, side by side, is no cycle.
+	ok := struct{ A, B *node }{shared, shared}
+	if _, err := codec.Marshal(codec.Msgpack{}, ok); err != nil {
+		t.Errorf("a shared, acyclic pointer: %v", err)
+	}
+}
