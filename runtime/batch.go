@@ -44,12 +44,18 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		return load(ctx, ids) // a transaction neither reads nor fills the cache
 	}
 	start := time.Now()
-	raw, err := c.mget(ctx, full)
-	if err != nil {
+	var raw []*string
+	err := ErrBreakerOpen
+	if c.br.allow() {
+		raw, err = c.mget(ctx, full)
+	}
+	if err != nil && err != ErrBreakerOpen {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}
 		c.redisError("mget", keys[0], err)
+	}
+	if err != nil {
 		raw = nil
 	}
 	found := make(map[ID]T, len(ids))
@@ -104,7 +110,6 @@ func containsID[ID comparable](ids []ID, idx []int, id ID) bool {
 // or tags were invalidated while it loaded is returned but not stored.
 func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, keys, full []string, missing []int, redisDown bool,
 	found map[ID]T, idOf func(T) ID, load func(context.Context, []ID) ([]T, error), o *callOptions, opts []CallOption) error {
-	bg := context.WithoutCancel(ctx)
 	leases := make(map[ID]*lease, len(missing))
 	keyOf := make(map[ID]int, len(missing))
 	var toLoad []ID
@@ -149,9 +154,18 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 		}
 	}
 	releaseAll := func() {
-		for _, l := range leases {
-			c.release(bg, l)
+		if len(leases) == 0 {
+			return
 		}
+		held := make([]*lease, 0, len(leases))
+		for _, l := range leases {
+			held = append(held, l)
+		}
+		c.background(ctx, c.leaseTTL, func(bg context.Context) {
+			for _, l := range held {
+				c.release(bg, l)
+			}
+		})
 	}
 	if len(toLoad) == 0 {
 		return nil
@@ -175,7 +189,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 		}
 		data, err := codec.Marshal(c.codec, v)
 		if err != nil {
-			c.log.Error("repocache: value not cached: encode failed", "key", keys[keyOf[id]], "err", err)
+			c.encodeError(keys[keyOf[id]], err)
 			continue
 		}
 		delete(leases, id)
@@ -186,13 +200,21 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 	if len(entries) == 0 {
 		return nil
 	}
-	if time.Since(started) > maxLoad {
-		for _, l := range owned {
-			c.release(bg, l)
+	slow := time.Since(started) > maxLoad
+	stored := make(chan struct{})
+	if !c.background(ctx, c.leaseTTL, func(bg context.Context) {
+		defer close(stored)
+		if slow {
+			for _, l := range owned {
+				c.release(bg, l)
+			}
+			return
 		}
+		c.storeLeasedMany(bg, entries, owned)
+	}) {
 		return nil
 	}
-	c.storeLeasedMany(bg, entries, owned)
+	c.awaitStore(ctx, stored)
 	return nil
 }
 

@@ -63,7 +63,11 @@ func TestGetBatch(t *testing.T) {
 		if !slices.Equal(asked[0], []int64{3, 1, 2, 999}) {
 			t.Fatalf("load asked %v, want each missing id once", asked[0])
 		}
-		// Now 1, 2, 3 are hits: only the new ids are loaded.
+		// Now 1, 2, 3 are hits (once their background store has
+		// landed): only the new ids are loaded.
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
 		if got := get(1, 2, 3, 4, 5); !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
 			t.Fatalf("got %v", got)
 		}

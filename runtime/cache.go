@@ -20,6 +20,7 @@ package runtime
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,17 +60,27 @@ type Cache struct {
 	flight  flightGroup
 	stats   counters
 	errLog  rateLimitedLog
+	tasks   tasks // background work; see background
+	invLog  rateLimitedLog
+	encLog  rateLimitedLog
+	retries retryQueue
+	br      breaker
+	maxTTL  atomic.Int64 // the longest TTL written, for the retry window
 
-	leaseTTL time.Duration // lifetime of a loader's placeholder, kept alive while it loads
-	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
-	pollMax  time.Duration
-	refresh  flightGroup   // stale-while-revalidate refreshes in flight
-	skew     time.Duration // tolerated clock skew between servers; see WithClockSkew
-	skewSet  bool
+	storeWait time.Duration // how long a caller waits for the store after its load
+	leaseTTL  time.Duration // lifetime of a loader's placeholder, kept alive while it loads
+	pollMin   time.Duration // first wait of a distributed waiter; doubles up to pollMax
+	pollMax   time.Duration
+	refresh   flightGroup   // stale-while-revalidate refreshes in flight
+	skew      time.Duration // tolerated clock skew between servers; see WithClockSkew
+	skewSet   bool
 
 	// waiting, when set by a test, is called each time a distributed
 	// waiter finds the lease held by another loader.
 	waiting func()
+	// tagDropped, when set by a test, is called after a tag's members
+	// were moved aside and before they are deleted.
+	tagDropped func(tag string)
 }
 
 // Option configures a Cache.
@@ -121,6 +132,20 @@ func WithLockTTL(d time.Duration) Option {
 	}
 }
 
+// WithStoreWait sets how long a read that loaded waits for its value to be
+// stored before it returns; the store goes on in the background either way
+// (bounded in number and in time), so that a slow or hung Redis never holds
+// a caller that has its value. The default is 5ms: on a healthy server the
+// store has landed when the call returns, so that other processes find it.
+// 0 never waits.
+func WithStoreWait(d time.Duration) Option {
+	return func(c *Cache) {
+		if d >= 0 {
+			c.storeWait = d
+		}
+	}
+}
+
 // WithClockSkew sets the clock skew tolerated between Redis servers when a
 // loader checks whether a tag of its value was invalidated after it took its
 // lease (the two times come from the nodes of the key and of the tag). An
@@ -145,9 +170,10 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		codec:  codec.Msgpack{},
 		log:    slog.Default(),
 
-		leaseTTL: 3 * time.Second,
-		pollMin:  2 * time.Millisecond,
-		pollMax:  20 * time.Millisecond,
+		leaseTTL:  3 * time.Second,
+		storeWait: 5 * time.Millisecond,
+		pollMin:   2 * time.Millisecond,
+		pollMax:   20 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(c)
@@ -159,6 +185,9 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		c.skew = 50 * time.Millisecond
 	}
 	c.errLog.every = time.Second
+	c.tasks.sem = make(chan struct{}, maxBackground)
+	c.invLog.every, c.encLog.every = time.Second, time.Second
+	c.br.c = c
 	return c
 }
 
@@ -191,11 +220,37 @@ func (r *rateLimitedLog) allow() (bool, int64) {
 	return true, r.suppressed.Swap(0)
 }
 
-// redisError logs and counts a Redis error that the cache absorbed.
+// redisError logs and counts a Redis error that the cache absorbed on a
+// read or a store.
 func (c *Cache) redisError(op, key string, err error) {
+	c.br.record(err)
 	c.stats.errors.Add(1)
 	c.observe(Event{Op: OpError, Key: key, Err: err})
 	if ok, suppressed := c.errLog.allow(); ok {
 		c.log.Warn("repocache: redis error, serving from the source", "op", op, "key", key, "err", err, "suppressed", suppressed)
 	}
 }
+
+// encodeError counts and logs, rate limited, a value that the codec could
+// not encode (a cycle, an unsupported type): it is returned to the caller
+// but not cached.
+func (c *Cache) encodeError(key string, err error) {
+	c.stats.encodeErrors.Add(1)
+	c.observe(Event{Op: OpEncodeError, Key: key, Err: err})
+	if ok, suppressed := c.encLog.allow(); ok {
+		c.log.Error("repocache: value not cached: encode failed", "key", key, "err", err, "suppressed", suppressed)
+	}
+}
+
+// noteTTL remembers the longest TTL written, which bounds how long a failed
+// invalidation is worth retrying.
+func (c *Cache) noteTTL(ttl time.Duration) {
+	for {
+		cur := c.maxTTL.Load()
+		if int64(ttl) <= cur || c.maxTTL.CompareAndSwap(cur, int64(ttl)) {
+			return
+		}
+	}
+}
+
+func joinComma(items []string) string { return strings.Join(items, ",") }

@@ -81,6 +81,10 @@ func TestHitAndMiss(t *testing.T) {
 			if diff := cmp.Diff(want, got, timeEqual); diff != "" {
 				t.Fatalf("call %d (-want +got):\n%s", i, diff)
 			}
+			// The store after a miss runs in the background.
+			if err := c.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if n := l.calls.Load(); n != 1 {
 			t.Fatalf("loader called %d times, want 1 (one miss, then hits)", n)
@@ -182,6 +186,9 @@ func TestEveryKeyHasATTL(t *testing.T) {
 			if err := runtime.Set(ctx, c, "list:"+id, []string{id}, runtime.TTL(time.Hour), runtime.Jitter(time.Minute), runtime.Tags("all")); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
 		}
 		keys, err := b.Keys(ctx)
 		if err != nil {

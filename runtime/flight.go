@@ -1,6 +1,10 @@
 package runtime
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/repocache/repocache/codec"
+)
 
 // flightGroup collapses concurrent loads of one key. Unlike
 // x/sync/singleflight, the leader calls its loader directly rather than
@@ -14,16 +18,48 @@ type flightGroup struct {
 	joined func()
 }
 
+// flightCall is one load in flight. The leader publishes its answer as
+// soon as it has loaded (done), and learns later, after its store, whether
+// the answer is verified (stored).
+//
+// Followers never get the leader's value itself: each decodes its own copy
+// from frame, so that no two callers share a pointer, a slice or a map.
 type flightCall struct {
-	done chan struct{}
-	val  any
+	done chan struct{} // closed when err, frame and nilValue are set
 	err  error
+	// frame is the value encoded with the cache's codec; nil with an
+	// error, a nil result (nilValue), or a value that could not be
+	// encoded, in which case a follower loads its own.
+	frame    []byte
+	nilValue bool
 	// gen numbers the call: a follower that began after it (see now) may
 	// get a value loaded before a write it has seen acknowledged.
 	gen uint64
-	// verified reports a value known to be as fresh as the cache: stored
-	// under its lease with no invalidation in between, or read from Redis.
-	verified bool
+	// followers counts the callers that joined, under the group's mu.
+	followers int
+	// vd tells whether the answer is known to be as fresh as the cache:
+	// stored under its lease with no invalidation in between, or read from
+	// Redis. Set before done is closed.
+	vd *verdict
+}
+
+// verdict is an answer's freshness, known now or once a background store
+// has finished.
+type verdict struct {
+	ch chan struct{} // closed once ok is set
+	ok bool
+	// before, if set, runs when the verdict is known, before ch closes.
+	before func()
+}
+
+func newVerdict() *verdict { return &verdict{ch: make(chan struct{})} }
+
+func (v *verdict) finish(ok bool) {
+	v.ok = ok
+	if v.before != nil {
+		v.before()
+	}
+	close(v.ch)
 }
 
 // join returns the call in flight for key, or registers a new one and
@@ -32,6 +68,7 @@ func (g *flightGroup) join(key string) (*flightCall, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.calls[key]; ok {
+		c.followers++
 		if g.joined != nil {
 			defer g.joined()
 		}
@@ -54,11 +91,30 @@ func (g *flightGroup) now() uint64 {
 	return g.seq
 }
 
-func (c *flightCall) finish(v any, err error) {
-	c.val, c.err = v, err
-	close(c.done)
+// publish hands the leader's answer to the followers. The call is
+// forgotten when its verdict is known (see fill), so that a follower that
+// must load again starts a new call instead of finding this one. frame is
+// the value already encoded, if the leader encoded it; otherwise it is
+// encoded here, and only if someone joined (a call without a stored value
+// is forgotten before it is published, so nobody joins it later).
+func publish[T any](c *Cache, call *flightCall, v T, err error, frame []byte, vd *verdict) {
+	c.flight.mu.Lock()
+	followers := call.followers
+	c.flight.mu.Unlock()
+	call.err, call.vd = err, vd
+	switch {
+	case err != nil:
+	case isNilPointer(v):
+		call.nilValue = true
+	case frame != nil:
+		call.frame = frame
+	case followers > 0:
+		call.frame, _ = codec.Marshal(c.codec, v) // nil on failure: followers load their own
+	}
+	close(call.done)
 }
 
+// forget removes the call if it is still the one in flight for key.
 func (g *flightGroup) forget(key string, c *flightCall) {
 	g.mu.Lock()
 	if g.calls[key] == c {

@@ -72,9 +72,15 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, l.load)
 	}
 	start := time.Now()
+	if !c.br.allow() {
+		// Redis is failing: the source answers at once.
+		c.miss(k, start)
+		return loadAndCount(ctx, c, k, l.load)
+	}
 	s, err := c.client.Get(ctx, full).Result()
 	switch {
 	case err == nil:
+		c.br.ok()
 		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s)
 		if ok {
 			d := time.Since(start)
@@ -91,6 +97,10 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 			return v, cached
 		}
 	case err == redis.Nil:
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		// Not ours: count it; the lease script deletes it.
+		c.stats.decodeErrors.Add(1)
+		c.observe(Event{Op: OpDecodeError, Key: k, Err: err})
 	default:
 		if cerr := ctx.Err(); cerr != nil {
 			var zero T
@@ -154,6 +164,7 @@ func Set[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 func set[T any](ctx context.Context, c *Cache, key string, value T, o *callOptions, tags []string) error {
 	data, err := codec.Marshal(c.codec, value)
 	if err != nil {
+		c.encodeError(key, err)
 		return fmt.Errorf("runtime: set %q: %w", key, err)
 	}
 	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), tags); err != nil {
@@ -173,36 +184,41 @@ func (c *Cache) miss(key string, start time.Time) {
 func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 	c.stats.decodeErrors.Add(1)
 	c.observe(Event{Op: OpDecodeError, Key: key, Err: err})
-	c.log.Info("repocache: undecodable cache entry deleted", "key", key, "err", err)
+	if ok, suppressed := c.encLog.allow(); ok {
+		c.log.Info("repocache: undecodable cache entry deleted", "key", key, "err", err, "suppressed", suppressed)
+	}
+	// Synchronously (Redis has just answered): deleted later, it could
+	// take the reload's value with it.
 	if derr := c.client.Unlink(context.WithoutCancel(ctx), full).Err(); derr != nil {
 		c.redisError("unlink", key, derr)
 	}
 }
 
 // fill loads the value of a missed key, collapsing concurrent misses of the
-// key in this process (unless LockNone), and stores it under a lease.
+// key in this process (unless LockNone), and stores it under a lease in the
+// background.
 func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		v, err, _ := loadLeased(ctx, c, key, full, load, &o, opts)
+		v, err, _ := loadLeased(ctx, c, key, full, load, &o, opts, newVerdict())
 		return v, err
 	}
 	began := c.flight.now()
 	for {
 		call, leader := c.flight.join(full)
 		if leader {
-			v, err, verified := loadLeased(ctx, c, key, full, load, &o, opts)
-			call.verified = verified
-			// Forget the call before publishing it: a follower that must
-			// load again then starts a new call instead of finding this
-			// finished one.
-			c.flight.forget(full, call)
-			call.finish(v, err)
+			// The call stays in flight until its store has finished, so
+			// that a read of the key in this process meanwhile gets this
+			// answer instead of loading again.
+			vd := newVerdict()
+			vd.before = func() { c.flight.forget(full, call) }
+			v, err, frame := loadLeased(ctx, c, key, full, load, &o, opts, vd)
+			publish(c, call, v, err, frame, vd)
 			return v, err
 		}
+		var zero T
 		select {
 		case <-call.done:
 		case <-ctx.Done():
-			var zero T
 			return zero, ctx.Err()
 		}
 		// The leader's own context ended: its error is not ours to
@@ -212,23 +228,42 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 		}
 		// A load that began before this call did may predate a write
 		// that this caller has already seen acknowledged. Its answer is
-		// ours only if it was verified fresh (stored under its lease with
+		// ours only if it is verified fresh (stored under its lease with
 		// no invalidation in between); else join a newer load, whose
 		// answer is then ours whatever it is.
-		if !call.verified && call.gen <= began {
-			continue
+		if call.gen <= began {
+			select {
+			case <-call.vd.ch:
+			case <-ctx.Done():
+				return zero, ctx.Err()
+			}
+			if !call.vd.ok {
+				continue
+			}
 		}
-		v, _ := call.val.(T)
-		return v, call.err
+		switch {
+		case call.err != nil:
+			return zero, call.err
+		case call.nilValue:
+			return zero, nil
+		}
+		if call.frame != nil {
+			if v, err := codec.Unmarshal[T](c.codec, call.frame); err == nil {
+				return v, nil
+			}
+		}
+		// The leader's value could not be copied: load our own.
+		return loadAndCount(ctx, c, key, load)
 	}
 }
 
 // loadLeased takes the key's lease and loads; or, if another loader holds
 // the lease, waits for its value (LockDistributed) or loads without storing
-// (the other loader stores). verified reports an answer known to be as
-// fresh as the cache: read from it, or stored under the lease with no
-// invalidation in between.
-func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (_ T, _ error, verified bool) {
+// (the other loader stores). frame is the value encoded, when it was. It
+// settles vd, now or after a background store, with whether the answer is
+// known to be as fresh as the cache: read from it, or stored under the
+// lease with no invalidation in between.
+func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, _ error, frame []byte) {
 	wait := c.pollMin
 	for {
 		state, l, val, busyFor, err := c.tryLease(ctx, full)
@@ -236,20 +271,24 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		case err != nil:
 			if cerr := ctx.Err(); cerr != nil {
 				var zero T
-				return zero, cerr, false
+				vd.finish(false)
+				return zero, cerr, nil
 			}
 			c.redisError("lease", key, err)
+			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)
-			return v, err, false
+			return v, err, nil
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
 			// a write-through.
 			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val); ok {
-				return v, cached, true
+				vd.finish(true)
+				return v, cached, nil
 			}
 		case state == leaseBusy && o.lock != LockDistributed:
+			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)
-			return v, err, false
+			return v, err, nil
 		case state == leaseBusy:
 			if c.waiting != nil {
 				c.waiting()
@@ -263,62 +302,87 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			case <-ctx.Done():
 				t.Stop()
 				var zero T
-				return zero, ctx.Err(), false
+				vd.finish(false)
+				return zero, ctx.Err(), nil
 			case <-t.C:
 			}
 		default:
-			return loadWithLease(ctx, c, key, l, load, o, opts)
+			return loadWithLease(ctx, c, key, l, load, o, opts, vd)
 		}
 	}
 }
 
-// loadWithLease loads while keeping the lease alive and stores the result
-// if the lease is still ours and none of its tags was invalidated since the
-// lease was granted.
-func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption) (_ T, _ error, stored bool) {
-	bg := context.WithoutCancel(ctx)
-	stop := c.keepAlive(bg, l)
+// loadWithLease loads while keeping the lease alive, and returns what it
+// loaded at once. In the background, it stores the result if the lease is
+// still ours and none of its tags was invalidated since the lease was
+// granted, and settles vd with whether it did.
+func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, _ error, frame []byte) {
+	stop := c.keepAlive(context.WithoutCancel(ctx), l)
 	started := time.Now()
 	v, err := loadAndCount(ctx, c, key, load)
 	stop()
-	data, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
+	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
+	store := func(bg context.Context) { vd.finish(c.storeLeased(bg, key, l, data, ttl, tags)) }
 	switch {
 	case !ok:
-		c.release(bg, l)
+		store = func(bg context.Context) { c.release(bg, l); vd.finish(false) }
 	case time.Since(started) > maxLoad:
 		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
-		c.release(bg, l)
-	default:
-		stored = c.storeLeased(bg, key, l, data, ttl, tags)
+		store = func(bg context.Context) { c.release(bg, l); vd.finish(false) }
 	}
-	return v, err, stored
+	if !c.background(ctx, c.leaseTTL, store) {
+		vd.finish(false) // the lease ends by its TTL
+	}
+	c.awaitStore(ctx, vd.ch)
+	return v, err, frame
+}
+
+// awaitStore gives a background store up to the store wait (WithStoreWait)
+// to finish, so that on a healthy Redis a caller returns with its value
+// stored, and on a slow one is not held longer than that.
+func (c *Cache) awaitStore(ctx context.Context, done <-chan struct{}) {
+	if c.storeWait <= 0 {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	t := time.NewTimer(c.storeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // entryFor encodes what a load returned, if it is to be cached: a value (in
 // an envelope with its freshness under SWR), or with Negative a not-found
-// error or a nil pointer.
-func entryFor[T any](c *Cache, key string, v T, err error, o *callOptions, opts []CallOption) (data []byte, ttl time.Duration, tags []string, ok bool) {
+// error or a nil pointer. frame is the value's codec frame, when it has one.
+func entryFor[T any](c *Cache, key string, v T, err error, o *callOptions, opts []CallOption) (data, frame []byte, ttl time.Duration, tags []string, ok bool) {
 	now := time.Now()
 	switch {
 	case err != nil && o.negative > 0 && errors.Is(err, ErrNotFound):
-		return makeEnvelope(flagNotFound, now.Add(o.negative), nil), o.negative, staticTags(opts), true
+		return makeEnvelope(flagNotFound, now.Add(o.negative), nil), nil, o.negative, staticTags(opts), true
 	case err != nil:
-		return nil, 0, nil, false
+		return nil, nil, 0, nil, false
 	case isNilPointer(v) && o.negative > 0:
-		return makeEnvelope(flagNilResult, now.Add(o.negative), nil), o.negative, staticTags(opts), true
+		return makeEnvelope(flagNilResult, now.Add(o.negative), nil), nil, o.negative, staticTags(opts), true
 	case isNilPointer(v):
-		return nil, 0, nil, false
+		return nil, nil, 0, nil, false
 	}
 	frame, merr := codec.Marshal(c.codec, v)
 	if merr != nil {
-		c.log.Error("repocache: value not cached: encode failed", "key", key, "err", merr)
-		return nil, 0, nil, false
+		c.encodeError(key, merr)
+		return nil, nil, 0, nil, false
 	}
 	ttl = o.expiry()
 	if o.swr > 0 {
-		return makeEnvelope(0, now.Add(ttl), frame), ttl + o.swr, tagsFor(opts, v), true
+		return makeEnvelope(0, now.Add(ttl), frame), frame, ttl + o.swr, tagsFor(opts, v), true
 	}
-	return frame, ttl, tagsFor(opts, v), true
+	return frame, frame, ttl, tagsFor(opts, v), true
 }
 
 func isContextErr(err error) bool {

@@ -12,16 +12,25 @@ import (
 // The scripts below touch one key each, so they are cluster safe.
 
 // leaseScript reads the key and, if it is empty, writes the caller's
-// placeholder with SET NX PX. Reply: {1, value} when a value is there,
+// placeholder with SET PX. Reply: {1, value} when a value is there,
 // {2, pttl} when another loader holds the lease, {3, now} when the caller
 // got it (now is the server's clock in milliseconds with microseconds as a
 // fraction, as a string, to compare with tag invalidations).
+//
+// It repairs what it cannot use: a key of another type than string is
+// deleted, and so is a placeholder without an expiry (no version writes
+// one; a lease that never ends would block every loader). A placeholder
+// that is the caller's own is granted again: the first run's reply was
+// lost and the client ran the script a second time.
 // KEYS[1] key; ARGV[1] placeholder; ARGV[2] lease ms.
 var leaseScript = redis.NewScript(`
+local tp = redis.call('TYPE', KEYS[1])['ok']
+if tp ~= 'string' and tp ~= 'none' then redis.call('DEL', KEYS[1]) end
 local v = redis.call('GET', KEYS[1])
-if v then
-  if string.sub(v, 1, 2) == ARGV[1]:sub(1, 2) then return {2, redis.call('PTTL', KEYS[1])} end
-  return {1, v}
+if v and v ~= ARGV[1] then
+  if string.sub(v, 1, 2) ~= ARGV[1]:sub(1, 2) then return {1, v} end
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl >= 0 then return {2, pttl} end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local t = redis.call('TIME')

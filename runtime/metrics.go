@@ -27,9 +27,13 @@ const (
 	OpDecodeError                     // a stored value could not be decoded and was deleted
 	OpBypass                          // a call went to the source uncached (its key could not be built)
 	OpStaleSetPrevented               // a loaded value was not stored: the key or a tag was invalidated while it loaded
+	OpInvalidateError                 // an invalidation failed; Key names its keys or tags; it is retried in the background
+	OpEncodeError                     // a loaded or written value could not be encoded; it was not cached
+	OpUnrendered                      // an invalidation template could not be rendered (a nil pointer); Key is the method
 )
 
-var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass", "stale_set_prevented"}
+var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass", "stale_set_prevented",
+	"invalidate_error", "encode_error", "unrendered"}
 
 // String returns the event's name in lower case, e.g. "hit".
 func (o Op) String() string {
@@ -75,6 +79,7 @@ func (c *Cache) observe(e Event) {
 
 type counters struct {
 	hits, misses, loads, loadErrors, stale, sets, invalidated, errors, decodeErrors, bypasses, staleSetsPrevented atomic.Int64
+	backgroundDropped, encodeErrors, invalidationFailures, retriesDropped, retriesSucceeded, unrendered           atomic.Int64
 	hitNanos                                                                                                      atomic.Int64
 }
 
@@ -94,6 +99,26 @@ type Stats struct {
 	// StaleSetsPrevented counts loaded values that were not stored because
 	// their key or one of their tags was invalidated while they loaded.
 	StaleSetsPrevented int64
+	// EncodeErrors counts values that could not be encoded (and so were
+	// returned but not cached, or not written by Set and Put).
+	EncodeErrors int64
+	// InvalidationFailures counts invalidations (of keys or tags) that
+	// failed; each is retried in the background. InvalidationRetries is
+	// what waits to be retried now, RetriesSucceeded the retries that
+	// landed, RetriesDropped those given up (the queue was full, or the
+	// retry window passed).
+	InvalidationFailures, InvalidationRetries, RetriesSucceeded, RetriesDropped int64
+	// Unrendered counts invalidation keys and tags that a generated
+	// method could not render (a nil pointer on the template's path).
+	Unrendered int64
+	// BackgroundDropped counts background tasks (stores after loads)
+	// not run because too many were running.
+	BackgroundDropped int64
+	// BreakerOpen reports that Redis is failing and the cache is not
+	// using it; BreakerOpens counts the times that happened and
+	// BreakerSkips the operations it spared.
+	BreakerOpen                bool
+	BreakerOpens, BreakerSkips int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any read.
 	HitRatio float64
 	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
@@ -127,6 +152,11 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		Invalidated: c.stats.invalidated.Load(), Errors: c.stats.errors.Load(),
 		DecodeErrors: c.stats.decodeErrors.Load(), Bypasses: c.stats.bypasses.Load(),
 		StaleSetsPrevented: c.stats.staleSetsPrevented.Load(), Reconnects: -1,
+		EncodeErrors: c.stats.encodeErrors.Load(), InvalidationFailures: c.stats.invalidationFailures.Load(),
+		InvalidationRetries: c.retries.pending(), RetriesSucceeded: c.stats.retriesSucceeded.Load(),
+		RetriesDropped: c.stats.retriesDropped.Load(), Unrendered: c.stats.unrendered.Load(),
+		BackgroundDropped: c.stats.backgroundDropped.Load(),
+		BreakerOpen:       c.br.open.Load(), BreakerOpens: c.br.opens.Load(), BreakerSkips: c.br.skips.Load(),
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)

@@ -27,18 +27,19 @@ func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run f
 	if !leader {
 		return
 	}
-	bg := context.WithoutCancel(ctx)
-	go func() {
+	started := c.background(ctx, maxLoad, func(ctx context.Context) {
 		defer func() {
 			c.refresh.forget(full, call)
-			call.finish(nil, nil)
+			close(call.done)
 		}()
-		ctx, cancel := context.WithTimeout(bg, maxLoad)
-		defer cancel()
 		if err := run(ctx); err != nil {
 			c.log.Warn("repocache: stale-while-revalidate refresh failed; serving the stale value", "key", key, "err", err)
 		}
-	}()
+	})
+	if !started {
+		c.refresh.forget(full, call)
+		close(call.done)
+	}
 }
 
 // refresh reloads a stale key under its refresh lock and replaces the stale

@@ -23,13 +23,18 @@ import (
 //     (ZADD GT keeps the later expiry), and sets the set's own expiry to its
 //     highest score. The set therefore never outlives the last key it points
 //     to, and dead members are removed as new ones arrive.
-//   - InvalidateTags runs tagDropScript, which renames the set to a private
+//   - InvalidateTags runs tagDropScript, which renames the set to a fresh
 //     drain key in the same slot (the braces are a cluster hash tag), O(1),
-//     and records the invalidation's time in a fresh set as the member "#v"
-//     (scored with that time plus versionTTL, so that it expires like any
-//     member). Then it walks the drain key tagBatch members at a time,
-//     unlinking the keys (one command per key on a cluster, so no command
-//     spans two slots), and finally unlinks the drain key.
+//     lists the drain in the tag's set of pending drains, records the
+//     invalidation's time in a fresh set as the member "#v" (scored with
+//     that time plus versionTTL, so that it expires like any member), and
+//     returns every pending drain. Then it empties each of them tagBatch
+//     members at a time: read a batch, unlink its keys (one command per key
+//     on a cluster, so no command spans two slots), remove the batch from
+//     the drain. A drain leaves the pending list only once it is empty.
+//     So a retried drop loses nothing, a drop that stopped half way is
+//     finished by the next one, and two concurrent drops of one tag each
+//     return only after every key that carried the tag is gone.
 //   - tagAddScript returns the "#v" score: a loader that took its lease
 //     before the tag's last invalidation does not store (no stale sets).
 //
@@ -71,21 +76,48 @@ if v then return v end
 return '0'
 `)
 
-// tagDropScript: KEYS[1] the tag set; KEYS[2] its drain key (same slot);
-// ARGV[1] versionTTL in ms. Moves the set to the drain key and starts a new
-// set holding only the invalidation's time (ms with a µs fraction: scores
-// are doubles, exact to well below a µs). Returns 1 if there was a set.
+// tagDropScript: KEYS[1] the tag set; KEYS[2] its set of pending drains;
+// KEYS[3] a fresh drain key (all in one slot); ARGV[1] versionTTL in ms.
+// It moves the tag's members to the drain key, lists that key among the
+// pending drains, and starts a new set holding only the invalidation's time
+// (ms with a µs fraction). It returns every pending drain: this call's and
+// those of invalidations that have not finished (in flight elsewhere, or
+// stopped half way), which the caller must empty before it returns.
+//
+// Run twice (a retry after a lost reply), the second run finds no members
+// and only lists the drains again; if members arrived in between, they are
+// merged into the same drain key, never written over it.
 var tagDropScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local moved = 0
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  moved = 1
+local n = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], '` + versionMember + `') then n = n - 1 end
+if n > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[3], KEYS[1], 'AGGREGATE', 'MAX')
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  end
+  redis.call('ZREM', KEYS[3], '` + versionMember + `')
+  local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[3], string.format('%d', tonumber(top[2])))
+  local dt = redis.call('PTTL', KEYS[3])
+  if dt > 0 then
+    redis.call('SADD', KEYS[2], KEYS[3])
+    if redis.call('PTTL', KEYS[2]) < dt then redis.call('PEXPIRE', KEYS[2], dt) end
+  end
 end
 redis.call('ZADD', KEYS[1], string.format('%.3f', now + tonumber(ARGV[1])), '` + versionMember + `')
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return moved
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return redis.call('SMEMBERS', KEYS[2])
+`)
+
+// drainDoneScript forgets a drain that is empty (an empty sorted set no
+// longer exists). KEYS[1] the pending drains; KEYS[2] the drain.
+var drainDoneScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], KEYS[2]) end
+return 0
 `)
 
 // tagKey is the Redis key of a tag's set. '%', '{' and '}' are escaped so
@@ -145,6 +177,12 @@ func (c *Cache) store(ctx context.Context, key, full string, data []byte, ttl ti
 // again: a key that its tag cannot reach would escape invalidation.
 func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	start := time.Now()
+	if !c.br.allow() {
+		return ErrBreakerOpen
+	}
+	for _, e := range entries {
+		c.noteTTL(e.ttl)
+	}
 	var (
 		calls []scriptCall
 		owner []int
@@ -235,6 +273,9 @@ func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []by
 // logged and counted.
 func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease) (stored []bool) {
 	start := time.Now()
+	for _, e := range entries {
+		c.noteTTL(e.ttl)
+	}
 	var (
 		calls []scriptCall
 		owner []int
@@ -304,10 +345,17 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 		full = append(full, c.prefix+k)
 	}
 	start := time.Now()
-	n, err := c.unlink(ctx, full)
-	c.invalidated(strings.Join(keys, ","), n, start)
+	var (
+		n   int64
+		err = ErrBreakerOpen
+	)
+	if c.br.allow() {
+		n, err = c.unlink(ctx, full)
+		c.br.recordCtx(ctx, err)
+	}
+	c.invalidated(joinComma(keys), n, start)
 	if err != nil {
-		c.redisError("invalidate", strings.Join(keys, ","), err)
+		c.invalidationFailed(keys, nil, err)
 		return fmt.Errorf("runtime: invalidate: %w", err)
 	}
 	return nil
@@ -325,10 +373,17 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			continue
 		}
 		start := time.Now()
-		n, err := c.dropTag(ctx, t)
+		var (
+			n   int64
+			err = ErrBreakerOpen
+		)
+		if c.br.allow() {
+			n, err = c.dropTag(ctx, t)
+			c.br.recordCtx(ctx, err)
+		}
 		c.invalidated(t, n, start)
 		if err != nil {
-			c.redisError("invalidate_tag", t, err)
+			c.invalidationFailed(nil, []string{t}, err)
 			errs = append(errs, fmt.Errorf("runtime: invalidate tag %q: %w", t, err))
 		}
 	}
@@ -340,39 +395,78 @@ func (c *Cache) invalidated(what string, n int64, start time.Time) {
 	c.observe(Event{Op: OpInvalidate, Key: what, Count: int(n), Duration: time.Since(start)})
 }
 
+// dropTag invalidates one tag: tagDropScript moves its members aside, then
+// every pending drain of the tag is emptied, tagBatch members at a time.
+// Each step is safe to repeat and to stop: a member leaves a drain only
+// after its key was deleted, and a drain stays listed until it is empty, so
+// an invalidation that failed or stopped half way is finished by the next
+// invalidation of the tag (or by the background retry), and a concurrent
+// invalidation of the same tag does not return before the keys moved by the
+// other are gone too.
 func (c *Cache) dropTag(ctx context.Context, tag string) (int64, error) {
 	tk := c.tagKey(tag)
+	pending := tk + ":drains"
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	drain := tk + ":drain:" + hex.EncodeToString(r[:])
-	moved, err := tagDropScript.Run(ctx, c.client, []string{tk, drain}, ms(versionTTL)).Int()
-	if err != nil || moved == 0 {
+	drains, err := tagDropScript.Run(ctx, c.client, []string{tk, pending, drain}, ms(versionTTL)).StringSlice()
+	if err != nil {
 		return 0, err
 	}
-	// If a step fails, the drain key keeps the rest until its expiry,
-	// which is the latest expiry of its members: nothing outlives it.
+	if c.tagDropped != nil {
+		c.tagDropped(tag)
+	}
 	var total int64
-	for off := int64(0); ; off += tagBatch {
-		members, err := c.client.ZRange(ctx, drain, off, off+tagBatch-1).Result()
+	for _, d := range drains {
+		n, err := c.drain(ctx, pending, d)
+		total += n
 		if err != nil {
 			return total, err
 		}
+	}
+	return total, nil
+}
+
+// drain deletes the keys listed in the drain key d and removes them from
+// it, until it is empty; then it takes d off the pending list. Concurrent
+// drainers of one drain may delete a key twice, which is harmless.
+func (c *Cache) drain(ctx context.Context, pending, d string) (int64, error) {
+	var total int64
+	members, err := c.client.ZRange(ctx, d, 0, tagBatch-1).Result()
+	for err == nil && len(members) > 0 {
 		keys := members[:0:0]
 		for _, m := range members {
 			if m != versionMember {
 				keys = append(keys, m)
 			}
 		}
-		n, err := c.unlink(ctx, keys)
+		var n int64
+		n, err = c.unlink(ctx, keys)
 		total += n
 		if err != nil {
-			return total, err
-		}
-		if len(members) < tagBatch {
 			break
 		}
+		// Remove what was deleted and read the next batch in one round
+		// trip; the ZREM runs first.
+		pipe := c.client.Pipeline()
+		pipe.ZRem(ctx, d, toAny(members)...)
+		next := pipe.ZRange(ctx, d, 0, tagBatch-1)
+		if _, err = pipe.Exec(ctx); err == nil {
+			members = next.Val()
+		}
 	}
-	return total, c.client.Unlink(ctx, drain).Err()
+	if err != nil {
+		return total, err
+	}
+	return total, drainDoneScript.Run(ctx, c.client, []string{pending, d}).Err()
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // unlink deletes full Redis keys in commands of at most tagBatch keys; on a

@@ -28,7 +28,10 @@ func (r *cmdRecorder) record(cmd redis.Cmder, d time.Duration) {
 	defer r.mu.Unlock()
 	name := strings.ToLower(cmd.Name())
 	n := len(cmd.Args()) - 1
-	if name == "zrange" {
+	switch name {
+	case "zrem": // the drain key, then its members
+		n--
+	case "zrange":
 		start, _ := cmd.Args()[2].(int64)
 		stop, _ := cmd.Args()[3].(int64)
 		n = int(stop - start + 1)

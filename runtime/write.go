@@ -31,12 +31,21 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 	tags := tagsFor(opts, value)
 	drop := append(tags[:len(tags):len(tags)], alsoInvalidate(opts)...)
 	if err := c.InvalidateTags(ctx, drop...); err != nil {
-		return // logged and counted by InvalidateTags
-	}
-	if isNilPointer(value) {
+		// Logged, counted and queued for retry by InvalidateTags. The
+		// value is not stored: the tag sets may still hold what the
+		// write made stale, and the store would be dropped with it.
+		// Deleting the key is what keeps the next read fresh.
+		_ = c.Invalidate(ctx, key)
 		return
 	}
-	_ = set(ctx, c, key, value, &o, tags) // logged and counted by set
+	if isNilPointer(value) {
+		_ = c.Invalidate(ctx, key)
+		return
+	}
+	if err := set(ctx, c, key, value, &o, tags); err != nil {
+		// The key may hold the value from before the write: it must go.
+		_ = c.Invalidate(ctx, key)
+	}
 }
 
 // AfterWrite is the step of a //cache:invalidate method, run after the
@@ -58,6 +67,18 @@ func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
 	}
 	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrInvalidKey) {
 		c.log.Error("repocache: invalidation skipped", "keys", keys, "tags", tags, "err", err)
+	}
+}
+
+// Unrendered records an invalidation key or tag of a generated method that
+// could not be rendered (a nil pointer on the template's field path): the
+// method still drops every other key and tag, and this one is logged and
+// counted (Stats.Unrendered, OpUnrendered) so that the gap is visible.
+func (c *Cache) Unrendered(method, template string) {
+	c.stats.unrendered.Add(1)
+	c.observe(Event{Op: OpUnrendered, Key: method, Err: fmt.Errorf("not rendered: %s", template)})
+	if ok, suppressed := c.invLog.allow(); ok {
+		c.log.Error("repocache: invalidation template not rendered (nil pointer); it stays until its TTL", "method", method, "template", template, "suppressed", suppressed)
 	}
 }
 

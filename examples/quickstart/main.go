@@ -146,7 +146,10 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	defer client.Close()
 
+	var mu sync.Mutex // events also come from the cache's background stores
 	events := runtime.MetricsFunc(func(e runtime.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		switch e.Op {
 		case runtime.OpHit:
 			fmt.Fprintf(out, "  hit         %-28s %8s\n", e.Key, e.Duration.Round(time.Microsecond))

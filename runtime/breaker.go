@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The circuit breaker makes a failing Redis cheap. After breakerThreshold
+// consecutive connection failures (refused, reset, timed out: not a server
+// reply such as WRONGTYPE, and not the caller's own context ending) it
+// opens: reads go straight to the loader without touching Redis, writes and
+// invalidations fail at once (invalidations are queued for the background
+// retry). While it is open one prober pings Redis every breakerProbe;
+// the first answer closes it, so recovery is noticed within breakerProbe
+// plus one round trip.
+const (
+	breakerThreshold = 3
+	breakerProbe     = 100 * time.Millisecond
+)
+
+// ErrBreakerOpen is the error of a Redis operation that the cache did not
+// attempt because Redis has been failing; see Stats.BreakerOpen.
+var ErrBreakerOpen = errors.New("runtime: redis is failing (circuit breaker open)")
+
+type breaker struct {
+	c     *Cache
+	fails atomic.Int32
+	open  atomic.Bool
+	opens atomic.Int64 // times it opened
+	skips atomic.Int64 // operations not attempted while open
+}
+
+// allow reports whether Redis may be tried; a false is counted as a skip.
+func (b *breaker) allow() bool {
+	if !b.open.Load() {
+		return true
+	}
+	b.skips.Add(1)
+	return false
+}
+
+// ok notes a successful call; it writes only after failures.
+func (b *breaker) ok() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+}
+
+// record notes the outcome of a Redis call made with a live context.
+func (b *breaker) record(err error) {
+	if !isConnFailure(err) {
+		b.ok()
+		return
+	}
+	if b.fails.Add(1) >= breakerThreshold && !b.open.Swap(true) {
+		b.opens.Add(1)
+		b.c.log.Warn("repocache: redis is failing; reads go to the source until it answers again", "err", err)
+		go b.probe()
+	}
+}
+
+// recordCtx is record for a call made with ctx: when ctx itself has ended,
+// the error says nothing about Redis.
+func (b *breaker) recordCtx(ctx context.Context, err error) {
+	if err != nil && ctx.Err() != nil {
+		return
+	}
+	b.record(err)
+}
+
+func (b *breaker) probe() {
+	t := time.NewTicker(breakerProbe)
+	defer t.Stop()
+	for range t.C {
+		ctx, cancel := context.WithTimeout(context.Background(), breakerProbe)
+		err := b.c.client.Ping(ctx).Err()
+		cancel()
+		if err == nil || !isConnFailure(err) || errors.Is(err, redis.ErrClosed) {
+			b.fails.Store(0)
+			b.open.Store(false)
+			if !errors.Is(err, redis.ErrClosed) {
+				b.c.log.Info("repocache: redis answers again; the cache is back in use")
+			}
+			return
+		}
+	}
+}
+
+// isConnFailure reports an error that says Redis could not be reached or
+// did not answer in time, as opposed to a reply (a miss, a server error).
+func isConnFailure(err error) bool {
+	if err == nil || err == redis.Nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded) {
+		// Replies, and the LOADING / MASTERDOWN / CLUSTERDOWN states of
+		// a server that is up but cannot serve.
+		return redis.HasErrorPrefix(err, "LOADING") || redis.HasErrorPrefix(err, "MASTERDOWN") ||
+			redis.HasErrorPrefix(err, "CLUSTERDOWN") || redis.HasErrorPrefix(err, "TRYAGAIN")
+	}
+	return true
+}

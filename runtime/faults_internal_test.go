@@ -1,0 +1,201 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/faultproxy"
+	"github.com/repocache/repocache/internal/redistest"
+)
+
+// proxied is a Cache whose client reaches b's server through a fault proxy,
+// with a short read timeout and go-redis's retries, as in production.
+type proxied struct {
+	c     *Cache
+	proxy *faultproxy.Proxy
+	// before, when set, is called with each command's name and first
+	// argument (for EVALSHA, the script's SHA) before it is sent.
+	before atomic.Pointer[func(name, arg string)]
+}
+
+func newProxied(t *testing.T, b *redistest.Backend, retries int, opts ...Option) *proxied {
+	t.Helper()
+	b.RequireReal(t)
+	if b.Cluster {
+		t.Fatal("newProxied: standalone only")
+	}
+	p, err := faultproxy.Start(b.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	client := redis.NewClient(&redis.Options{
+		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
+		PoolSize: 4, DialerRetries: 1,
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	px := &proxied{proxy: p}
+	client.AddHook(px)
+	px.c = quietCache(&redistest.Backend{Client: client, Namespace: b.Namespace}, opts...)
+	// Warm the pool and the script cache, so that the next reply is the
+	// one a test delays, not a handshake or a NOSCRIPT.
+	ctx := context.Background()
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*redis.Script{leaseScript, casStoreScript, releaseScript, tagAddScript, tagDropScript} {
+		if err := s.Load(ctx, client).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return px
+}
+
+func (px *proxied) call(cmd redis.Cmder) {
+	if f := px.before.Load(); f != nil {
+		arg := ""
+		if args := cmd.Args(); len(args) > 1 {
+			arg, _ = args[1].(string)
+		}
+		(*f)(strings.ToLower(cmd.Name()), arg)
+	}
+}
+
+func (px *proxied) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (px *proxied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		px.call(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			px.call(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// onScript runs f once, before the first run of script.
+func (px *proxied) onScript(script *redis.Script, f func()) {
+	var once atomic.Bool
+	g := func(name, arg string) {
+		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
+			f()
+		}
+	}
+	px.before.Store(&g)
+}
+
+// lateReply makes the reply to the first run of script arrive after the
+// client's read timeout: the server has run it, the client retries it (or,
+// without retries, returns the timeout).
+func (px *proxied) lateReply(script *redis.Script) {
+	px.onScript(script, func() { px.proxy.DelayNext(1, 350*time.Millisecond) })
+}
+
+func storeTagged(t *testing.T, c *Cache, key, tag string) {
+	t.Helper()
+	if err := Set(context.Background(), c, key, "old", TTL(time.Minute), Tags(tag)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func assertGone(t *testing.T, b *redistest.Backend, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if n, err := b.Client.Exists(context.Background(), b.Key(k)).Result(); err != nil || n != 0 {
+			t.Errorf("key %q still there after the invalidation returned (exists=%d, %v): readers get the old value", k, n, err)
+		}
+	}
+}
+
+// TestRetriedTagDropLosesNothing (issue 10, defect 1): the tag drop's
+// reply is lost to a timeout after the server ran it, and go-redis runs it
+// again. The invalidation must still delete the tagged key before it
+// returns nil.
+func TestRetriedTagDropLosesNothing(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 2)
+	storeTagged(t, quietCache(b), "item:1", "group")
+	px.lateReply(tagDropScript)
+	if err := px.c.InvalidateTags(context.Background(), "group"); err != nil {
+		t.Fatalf("InvalidateTags: %v", err)
+	}
+	assertGone(t, b, "item:1")
+}
+
+// TestTimedOutTagDropIsFinishedLater (issue 10, defect 1, retries off): the
+// timed-out drop returns its error; the next invalidation of the tag must
+// finish what the first one moved aside.
+func TestTimedOutTagDropIsFinishedLater(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, -1)
+	storeTagged(t, quietCache(b), "item:1", "group")
+	px.lateReply(tagDropScript)
+	if err := px.c.InvalidateTags(context.Background(), "group"); err == nil {
+		t.Log("the late reply did not time out the drop")
+	}
+	if err := px.c.InvalidateTags(context.Background(), "group"); err != nil {
+		t.Fatalf("second InvalidateTags: %v", err)
+	}
+	assertGone(t, b, "item:1")
+}
+
+// TestRetriedLeaseIsTheCallersOwn (issue 10, defect 2): the lease script's
+// reply is lost after the server wrote the placeholder; the retry must
+// recognise the caller's own token instead of waiting for it to expire.
+func TestRetriedLeaseIsTheCallersOwn(t *testing.T) {
+	for _, mode := range []LockMode{LockDistributed, LockLocal} {
+		t.Run(map[LockMode]string{LockDistributed: "distributed", LockLocal: "local"}[mode], func(t *testing.T) {
+			b := redistest.Standalone(t)
+			px := newProxied(t, b, 2)
+			px.lateReply(leaseScript)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second) // the lease lives 3 s
+			defer cancel()
+			var loads atomic.Int64
+			v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { loads.Add(1); return "v", nil },
+				TTL(time.Minute), Lock(mode))
+			if err != nil || v != "v" {
+				t.Fatalf("GetCached = %q, %v; want the loaded value (the caller waited on its own lease)", v, err)
+			}
+			if err := px.c.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.Client.Get(context.Background(), b.Key("k")).Result()
+			if err != nil || parseEntry(got).kind != kindValue {
+				t.Fatalf("after the load the key holds %q (%v), want the stored value: the retried lease left an orphan placeholder", got, err)
+			}
+		})
+	}
+}
+
+// TestStoreDoesNotDelayTheCaller (issue 10, defect 3): Redis hangs after
+// the load; the caller must get its value before its deadline.
+func TestStoreDoesNotDelayTheCaller(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 2)
+	px.onScript(casStoreScript, px.proxy.Hold)
+	defer px.proxy.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute), Tags("t"))
+	if err != nil || v != "v" {
+		t.Fatalf("GetCached = %q, %v", v, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("GetCached returned after the caller's 300 ms deadline: the store ran on the caller's time")
+	}
+	px.proxy.Release()
+	if err := px.c.Wait(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+}

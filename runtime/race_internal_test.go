@@ -1,0 +1,85 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/repocache/repocache/internal/redistest"
+)
+
+// TestConcurrentInvalidatorsOfOneTag (issue 11, bug 1): the first
+// invalidator has moved the tag's members aside and not yet deleted them;
+// a second invalidation of the same tag must not return before they are
+// gone.
+func TestConcurrentInvalidatorsOfOneTag(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := quietCache(b)
+		storeTagged(t, c, "item:1", "group")
+		storeTagged(t, c, "item:2", "group")
+		moved, resume := make(chan struct{}), make(chan struct{})
+		var first atomic.Bool
+		c.tagDropped = func(string) {
+			if !first.Swap(true) {
+				close(moved)
+				<-resume
+			}
+		}
+		done := make(chan error)
+		go func() { done <- c.InvalidateTags(ctx, "group") }()
+		<-moved
+		if err := c.InvalidateTags(ctx, "group"); err != nil { // the second invalidator
+			t.Fatal(err)
+		}
+		assertGone(t, b, "item:1", "item:2")
+		close(resume)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+type account struct {
+	ID    int
+	Name  string
+	Roles []string
+}
+
+// TestJoinedCallersGetTheirOwnValue (issue 11, bug 3): callers that join
+// one load must not share its pointer, nor the slices inside it.
+func TestJoinedCallersGetTheirOwnValue(t *testing.T) {
+	b := redistest.Standalone(t)
+	c := quietCache(b)
+	ctx := context.Background()
+	joined := make(chan struct{})
+	c.flight.joined = func() { close(joined) }
+	load := func(context.Context) (*account, error) {
+		<-joined
+		return &account{ID: 1, Name: "ann", Roles: []string{"admin"}}, nil
+	}
+	var got [2]*account
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			v, err := GetCached(ctx, c, "acct:1", load, TTL(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	if got[0] == nil || got[1] == nil {
+		t.Fatal("nil result")
+	}
+	if got[0] == got[1] {
+		t.Fatal("the two callers got the same pointer: one's mutation is the other's")
+	}
+	got[0].Name, got[0].Roles[0] = "mutated", "mutated"
+	if got[1].Name != "ann" || got[1].Roles[0] != "admin" {
+		t.Fatalf("a mutation by one caller is visible to the other: %+v", got[1])
+	}
+}

@@ -1,0 +1,162 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A failed invalidation is never final: the keys and tags it could not
+// drop are kept in memory and retried in the background, with backoff,
+// until they succeed or until nothing they protect can still be alive (the
+// retry window: the longest TTL this Cache has written, at least
+// minRetryWindow). The queue is bounded; what does not fit is dropped and
+// counted. A process that exits (or crashes) loses its queue: what a lost
+// retry leaves stale is bounded by the TTL of the entries concerned, and a
+// later invalidation of the same tag finishes any drain it left (see
+// dropTag).
+const (
+	maxPendingRetries = 10000
+	minRetryWindow    = time.Hour
+	retryBackoffMin   = 20 * time.Millisecond
+	retryBackoffMax   = 500 * time.Millisecond // a retry lands within 1 s of Redis answering again
+)
+
+type retryQueue struct {
+	mu      sync.Mutex
+	keys    map[string]time.Time // key (without the namespace) → give up after
+	tags    map[string]time.Time
+	running bool
+	// wake, when set by a test, replaces the backoff timer.
+	wake chan struct{}
+}
+
+func (q *retryQueue) pending() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int64(len(q.keys) + len(q.tags))
+}
+
+// invalidationFailed counts and logs a failed invalidation of keys or tags
+// and queues them for the background retry.
+func (c *Cache) invalidationFailed(keys, tags []string, err error) {
+	c.stats.invalidationFailures.Add(1)
+	what := keys
+	if len(tags) > 0 {
+		what = tags
+	}
+	c.observe(Event{Op: OpInvalidateError, Key: joinComma(what), Err: err})
+	if ok, suppressed := c.invLog.allow(); ok {
+		c.log.Error("repocache: invalidation failed; retrying in the background", "keys", keys, "tags", tags, "err", err, "suppressed", suppressed)
+	}
+	c.retryLater(keys, tags)
+}
+
+func (c *Cache) retryLater(keys, tags []string) {
+	q := &c.retries
+	window := max(time.Duration(c.maxTTL.Load()), minRetryWindow)
+	until := time.Now().Add(window)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.keys == nil {
+		q.keys, q.tags = map[string]time.Time{}, map[string]time.Time{}
+	}
+	add := func(m map[string]time.Time, items []string) {
+		for _, it := range items {
+			if _, ok := m[it]; !ok && len(q.keys)+len(q.tags) >= maxPendingRetries {
+				c.stats.retriesDropped.Add(1)
+				continue
+			}
+			m[it] = until
+		}
+	}
+	add(q.keys, keys)
+	add(q.tags, tags)
+	if !q.running && len(q.keys)+len(q.tags) > 0 {
+		q.running = true
+		c.tasks.add()
+		go c.runRetries()
+	}
+}
+
+// runRetries retries the queue until it is empty.
+func (c *Cache) runRetries() {
+	defer c.tasks.done()
+	q := &c.retries
+	backoff := retryBackoffMin
+	for {
+		if q.wake != nil {
+			<-q.wake
+		} else {
+			time.Sleep(backoff) // a backoff, not a synchronisation
+		}
+		q.mu.Lock()
+		now := time.Now()
+		var keys, tags []string
+		for k, until := range q.keys {
+			if now.After(until) {
+				delete(q.keys, k)
+				c.stats.retriesDropped.Add(1)
+			} else {
+				keys = append(keys, k)
+			}
+		}
+		for t, until := range q.tags {
+			if now.After(until) {
+				delete(q.tags, t)
+				c.stats.retriesDropped.Add(1)
+			} else {
+				tags = append(tags, t)
+			}
+		}
+		if len(keys)+len(tags) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		progress := false
+		if len(keys) > 0 && c.br.allow() {
+			full := make([]string, len(keys))
+			for i, k := range keys {
+				full[i] = c.prefix + k
+			}
+			n, err := c.unlink(ctx, full)
+			c.br.record(err)
+			if err == nil {
+				c.invalidated(joinComma(keys), n, now)
+				c.forgetRetries(q.keys, keys)
+				progress = true
+			}
+		}
+		for _, t := range tags {
+			if !c.br.allow() {
+				break
+			}
+			n, err := c.dropTag(ctx, t)
+			c.br.record(err)
+			if err == nil {
+				c.invalidated(t, n, now)
+				c.forgetRetries(q.tags, []string{t})
+				progress = true
+			}
+		}
+		cancel()
+		if progress {
+			c.stats.retriesSucceeded.Add(1)
+			backoff = retryBackoffMin
+		} else {
+			backoff = min(2*backoff, retryBackoffMax)
+		}
+	}
+}
+
+func (c *Cache) forgetRetries(m map[string]time.Time, items []string) {
+	c.retries.mu.Lock()
+	for _, it := range items {
+		delete(m, it)
+	}
+	c.retries.mu.Unlock()
+}
