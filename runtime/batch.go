@@ -66,7 +66,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			continue
 		}
 		if raw != nil && raw[i] != nil {
-			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i])
+			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i], opts)
 			if ok {
 				c.stats.hits.Add(1)
 				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start)})
@@ -143,7 +143,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 			case state == leaseGranted:
 				leases[id] = l
 			case state == leaseValue:
-				if v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], val); ok {
+				if v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], val, opts); ok {
 					if cached == nil && !isNilPointer(v) {
 						found[id] = v
 					}

@@ -81,7 +81,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	switch {
 	case err == nil:
 		c.br.ok()
-		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s)
+		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts)
 		if ok {
 			d := time.Since(start)
 			c.stats.hits.Add(1)
@@ -120,7 +120,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 // placeholder (someone is loading) or an undecodable entry, which it
 // deletes. cached is a cached not-found error; stale reports an envelope
 // past its freshness.
-func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string) (v T, stale, ok bool, cached error) {
+func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string, opts []CallOption) (v T, stale, ok bool, cached error) {
 	e := parseEntry(s)
 	var err error
 	switch e.kind {
@@ -132,7 +132,7 @@ func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string) (v T, 
 		stale = e.freshUntil < time.Now().UnixMilli()
 		switch {
 		case e.flags&flagNotFound != 0:
-			return v, stale, true, ErrNotFound
+			return v, stale, true, notFoundOf(opts).rebuild(c.codec, e.frame)
 		case e.flags&flagNilResult != 0:
 			return v, stale, true, nil
 		}
@@ -281,7 +281,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
 			// a write-through.
-			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val); ok {
+			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val, opts); ok {
 				vd.finish(true)
 				return v, cached, nil
 			}
@@ -363,9 +363,12 @@ func (c *Cache) awaitStore(ctx context.Context, done <-chan struct{}) {
 // error or a nil pointer. frame is the value's codec frame, when it has one.
 func entryFor[T any](c *Cache, key string, v T, err error, o *callOptions, opts []CallOption) (data, frame []byte, ttl time.Duration, tags []string, ok bool) {
 	now := time.Now()
+	if err != nil && o.negative > 0 {
+		if payload, ok := notFoundOf(opts).match(c.codec, err); ok {
+			return makeEnvelope(flagNotFound, now.Add(o.negative), payload), nil, o.negative, staticTags(opts), true
+		}
+	}
 	switch {
-	case err != nil && o.negative > 0 && errors.Is(err, ErrNotFound):
-		return makeEnvelope(flagNotFound, now.Add(o.negative), nil), nil, o.negative, staticTags(opts), true
 	case err != nil:
 		return nil, nil, 0, nil, false
 	case isNilPointer(v) && o.negative > 0:

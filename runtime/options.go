@@ -63,6 +63,8 @@ const (
 	optLock
 	optResultTags
 	optAlsoInvalidate
+	optAttach
+	optNotFound
 )
 
 // TTL sets how long a stored value lives. It is required wherever a value
@@ -101,6 +103,12 @@ func ResultTags[T any](f func(T) []string) CallOption {
 func AlsoInvalidate(tags ...string) CallOption {
 	return tagOption(optAlsoInvalidate, tags)
 }
+
+// Attach attaches tags to the value Put stores without invalidating them
+// first (a put's Tags are invalidated, then attached): a global tag such as
+// "users" that a later InvalidateTags("users") drops, where invalidating it
+// on every put would flush every user. On a get it is the same as Tags.
+func Attach(tags ...string) CallOption { return tagOption(optAttach, tags) }
 
 // callOptions holds the scalar options of a call. The tags stay in the
 // caller's []CallOption, which is passed down the store path and only read:
@@ -145,7 +153,7 @@ func (o *callOptions) check(key string, opts []CallOption) error {
 		return fmt.Errorf("%w: negative jitter for key %q", ErrInvalidKey, key)
 	}
 	for i := range opts {
-		if op := &opts[i]; op.kind == optTags || op.kind == optAlsoInvalidate {
+		if op := &opts[i]; op.kind == optTags || op.kind == optAlsoInvalidate || op.kind == optAttach {
 			for _, t := range op.inline[:op.n] {
 				if t == "" {
 					return fmt.Errorf("%w: empty tag for key %q", ErrInvalidKey, key)
@@ -181,7 +189,7 @@ func tagsFor[T any](opts []CallOption, v T) []string {
 	var tags []string
 	for i := range opts {
 		switch op := &opts[i]; op.kind {
-		case optTags:
+		case optTags, optAttach:
 			tags = op.tagList(tags)
 		case optResultTags:
 			if f, ok := op.fn.(func(T) []string); ok {
@@ -196,23 +204,33 @@ func tagsFor[T any](opts []CallOption, v T) []string {
 	return tags
 }
 
-// staticTags returns the tags of Tags options only.
+// staticTags returns the tags of Tags and Attach options only.
 func staticTags(opts []CallOption) []string {
 	var tags []string
 	for i := range opts {
-		if op := &opts[i]; op.kind == optTags {
+		if op := &opts[i]; op.kind == optTags || op.kind == optAttach {
 			tags = op.tagList(tags)
 		}
 	}
 	return tags
 }
 
-// alsoInvalidate returns the tags of AlsoInvalidate options.
-func alsoInvalidate(opts []CallOption) []string {
+// dropTags returns the tags Put invalidates: those of Tags, ResultTags and
+// AlsoInvalidate options, not those of Attach.
+func dropTags[T any](opts []CallOption, v T) []string {
 	var tags []string
 	for i := range opts {
-		if op := &opts[i]; op.kind == optAlsoInvalidate {
+		switch op := &opts[i]; op.kind {
+		case optTags, optAlsoInvalidate:
 			tags = op.tagList(tags)
+		case optResultTags:
+			if f, ok := op.fn.(func(T) []string); ok {
+				for _, t := range f(v) {
+					if t != "" {
+						tags = append(tags, t)
+					}
+				}
+			}
 		}
 	}
 	return tags

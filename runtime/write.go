@@ -8,8 +8,8 @@ import (
 
 // Put is the write-through step of a //cache:put method, run after the
 // wrapped method succeeded: it invalidates every key that carries one of the
-// Tags or AlsoInvalidate tags, then stores value under key with the Tags
-// (and ResultTags) attached, for the TTL plus jitter.
+// Tags, ResultTags or AlsoInvalidate tags, then stores value under key with
+// the Tags, ResultTags and Attach tags attached, for the TTL plus jitter.
 //
 // The write it follows has happened, so Put returns nothing: a Redis failure
 // is logged and counted (OpError), and what it leaves stale is bounded by
@@ -29,8 +29,7 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 		return
 	}
 	tags := tagsFor(opts, value)
-	drop := append(tags[:len(tags):len(tags)], alsoInvalidate(opts)...)
-	if err := c.InvalidateTags(ctx, drop...); err != nil {
+	if err := c.InvalidateTags(ctx, dropTags(opts, value)...); err != nil {
 		// Logged, counted and queued for retry by InvalidateTags. The
 		// value is not stored: the tag sets may still hold what the
 		// write made stale, and the store would be dropped with it.
