@@ -20,8 +20,9 @@ import (
 // that element alone. Like GetCached, each miss is stored under a lease, so
 // that an invalidation while the batch loads is never undone by its store.
 //
-// The result keeps the order of ids (an id given twice appears twice); ids
-// that neither the cache nor load produced are absent. As with GetCached, a
+// The result keeps the order of ids, each found element once, at the first
+// place of its id (a duplicate id does not repeat it); ids that neither the
+// cache nor load produced are absent. As with GetCached, a
 // Redis error is never returned (all ids are loaded and nothing is
 // stored), errors from load are returned unchanged, and nil elements are
 // not stored.
@@ -86,10 +87,11 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			return nil, err
 		}
 	}
-	out := make([]T, 0, len(ids))
+	out := make([]T, 0, len(found))
 	for _, id := range ids {
 		if v, ok := found[id]; ok {
 			out = append(out, v)
+			delete(found, id) // each element once, at its id's first place
 		}
 	}
 	return out, nil

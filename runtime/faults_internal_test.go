@@ -199,3 +199,95 @@ func TestStoreDoesNotDelayTheCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// eventually polls cond until it holds or the bound passes; it is for
+// state that changes in another process (Redis) or a background loop that
+// has no signal to wait on.
+func eventually(t *testing.T, bound time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > bound {
+			t.Fatalf("%s: not within %v", what, bound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestRedisDownFailsFast (issue 10, defect 4): with Redis refusing
+// connections, after a few failures reads skip Redis (the breaker opens)
+// and the loader answers at once; once Redis answers again the cache is
+// used again within a second.
+func TestRedisDownFailsFast(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 2)
+	ctx := context.Background()
+	px.proxy.Refuse(true, true)
+	var loads atomic.Int64
+	load := func(context.Context) (string, error) { loads.Add(1); return "v", nil }
+	for i := range 10 {
+		if v, err := GetCached(ctx, px.c, "k", load, TTL(time.Minute)); err != nil || v != "v" {
+			t.Fatalf("read %d with Redis down = %q, %v; want the loader's answer", i, v, err)
+		}
+	}
+	s, _ := px.c.Stats(ctx)
+	if !s.BreakerOpen || s.BreakerSkips < 5 {
+		t.Fatalf("BreakerOpen = %v, skips = %d after 10 reads with Redis down; want open, most reads skipped", s.BreakerOpen, s.BreakerSkips)
+	}
+	// While open, a read does not touch Redis: the proxy sees no command.
+	before := px.proxy.Replies()
+	if _, err := GetCached(ctx, px.c, "k", load, TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if px.proxy.Replies() != before {
+		t.Fatal("a read went to Redis while the breaker was open")
+	}
+	px.proxy.Refuse(false, false)
+	took := eventually(t, 2*time.Second, "breaker closed after Redis came back", func() bool {
+		s, _ := px.c.Stats(ctx)
+		return !s.BreakerOpen
+	})
+	t.Logf("recovery noticed after %v", took)
+	if took > time.Second {
+		t.Errorf("recovery took %v, want within 1 s", took)
+	}
+}
+
+// TestFailedInvalidationIsRetried (issue 10, item 2): an invalidation that
+// fails while Redis is unreachable is counted, returned, and retried in the
+// background until it lands once Redis is back.
+func TestFailedInvalidationIsRetried(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 0)
+	ctx := context.Background()
+	direct := quietCache(b)
+	storeTagged(t, direct, "item:1", "group")
+	if err := Set(ctx, direct, "item:2", "old", TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	px.proxy.Refuse(true, true)
+	if err := px.c.InvalidateTags(ctx, "group"); err == nil {
+		t.Fatal("InvalidateTags with Redis down returned nil")
+	}
+	if err := px.c.Invalidate(ctx, "item:2"); err == nil {
+		t.Fatal("Invalidate with Redis down returned nil")
+	}
+	s, _ := px.c.Stats(ctx)
+	if s.InvalidationFailures != 2 || s.InvalidationRetries != 2 || s.Errors != 0 {
+		t.Fatalf("InvalidationFailures = %d, pending retries = %d, read Errors = %d; want 2, 2, 0",
+			s.InvalidationFailures, s.InvalidationRetries, s.Errors)
+	}
+	px.proxy.Refuse(false, false)
+	wait, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := px.c.Wait(wait); err != nil {
+		t.Fatalf("the retries did not land: %v", err)
+	}
+	t.Logf("retried invalidations landed %v after Redis came back", time.Since(start))
+	assertGone(t, b, "item:1", "item:2")
+	if s, _ := px.c.Stats(ctx); s.InvalidationRetries != 0 || s.RetriesSucceeded == 0 {
+		t.Fatalf("after recovery: pending %d, succeeded %d", s.InvalidationRetries, s.RetriesSucceeded)
+	}
+}

@@ -39,11 +39,17 @@ return {3, string.format('%.3f', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)}
 
 // casStoreScript stores a value only if the caller's placeholder is still
 // there. KEYS[1] key; ARGV[1] placeholder; ARGV[2] value; ARGV[3] ttl ms.
+//
+// Run again after a lost reply, it finds its own value and reports it
+// stored; nobody else writes the same bytes (envelopes carry a random
+// stamp, and a plain frame equal to ours is as fresh as ours).
 var casStoreScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
+if v == ARGV[2] then return 1 end
 return 0
 `)
 
@@ -65,8 +71,12 @@ return 0
 // returns the server time (as leaseScript does), or "0" when another
 // refresh runs.
 // KEYS[1] lock key; ARGV[1] token; ARGV[2] lock ms.
+//
+// Run again after a lost reply, it finds its own token and grants the lock
+// again.
 var refreshLockScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   local t = redis.call('TIME')
   return string.format('%.3f', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
 end
