@@ -61,10 +61,18 @@ const (
 	DefaultMaxRetries      = 2
 	DefaultMinRetryBackoff = 8 * time.Millisecond
 	DefaultMaxRetryBackoff = 256 * time.Millisecond
+	// DefaultDialerRetries is the number of dial attempts per connection.
+	// go-redis's own default, 5 attempts 100 ms apart for each of a
+	// command's attempts, made each cached read take 1.25 s with Redis
+	// down; one attempt fails at once, and the Cache's circuit breaker
+	// takes over.
+	DefaultDialerRetries = 1
 )
 
 // NewClient builds the process's one Redis client from a URL such as
-// REDIS_URL:
+// REDIS_URL. It also routes go-redis's own log lines (which go-redis keeps
+// in one process-wide logger) through the client's slog logger at WARN,
+// at most one a second:
 //
 //	redis://[user:password@]host:port[/db][?option=value...]
 //	rediss://…                  the same over TLS (serverless providers require it)
@@ -100,6 +108,7 @@ func NewClient(rawURL string, opts ...ClientOption) (*Client, error) {
 		c.UniversalClient = redis.NewClient(uo.Simple())
 	}
 	c.AddHook(connHook{c})
+	redis.SetLogger(&redisLogger{log: c.log, limit: rateLimitedLog{every: time.Second}})
 	c.log.Info("repocache: redis client configured", "url", c.url, "pool_size", uo.PoolSize,
 		"read_timeout", uo.ReadTimeout, "max_retries", uo.MaxRetries)
 	return c, nil
@@ -134,6 +143,9 @@ func applyDefaults(o *redis.UniversalOptions) {
 	def(&o.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	if o.MaxRetries == 0 {
 		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = DefaultDialerRetries
 	}
 	if o.PoolSize == 0 {
 		o.PoolSize = 10 * runtime.GOMAXPROCS(0)
@@ -284,6 +296,10 @@ func (h connHook) DialHook(next redis.DialHook) redis.DialHook {
 		c := h.c
 		switch {
 		case err != nil:
+			// Only a failed dial marks an outage: a slow or stopped
+			// server accepts connections and times out on them, which
+			// go-redis answers with new connections, and those are not
+			// reconnects.
 			c.broken.Store(true)
 			if ok, suppressed := c.errLog.allow(); ok {
 				c.log.Warn("repocache: redis dial failed", "url", c.url, "addr", addr, "err", err, "suppressed", suppressed)
@@ -318,15 +334,26 @@ func (h connHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	}
 }
 
-// connError notes an error that broke a connection (not a server reply,
-// not a miss, not the caller's context).
+// connError logs, rate limited, an error that broke a connection (not a
+// server reply, not a miss, not the caller's context).
 func (c *Client) connError(err error) {
 	var reply redis.Error
 	if err == redis.Nil || errors.As(err, &reply) || isContextErr(err) {
 		return
 	}
-	c.broken.Store(true)
 	if ok, suppressed := c.errLog.allow(); ok {
 		c.log.Warn("repocache: redis connection error", "url", c.url, "err", err, "suppressed", suppressed)
+	}
+}
+
+// redisLogger is go-redis's internal logger, routed through slog.
+type redisLogger struct {
+	log   *slog.Logger
+	limit rateLimitedLog
+}
+
+func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if ok, suppressed := l.limit.allow(); ok {
+		l.log.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...), "suppressed", suppressed)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/repocache/repocache/internal/faultproxy"
 	"github.com/repocache/repocache/internal/redistest"
 	"github.com/repocache/repocache/runtime"
 )
@@ -168,4 +169,39 @@ func TestStatsReadsServerInfo(t *testing.T) {
 			t.Fatalf("server stats %+v, want %d masters", s, want)
 		}
 	})
+}
+
+// TestSlowServerIsNoReconnect (issue 10, defect 4): a server that stalls
+// makes commands time out and go-redis dial new connections, which all
+// succeed; that is no outage and no reconnect.
+func TestSlowServerIsNoReconnect(t *testing.T) {
+	b := redistest.Standalone(t)
+	b.RequireReal(t)
+	p, err := faultproxy.Start(b.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	client, err := runtime.NewClient("redis://"+p.Addr()+"/0?read_timeout=100ms&max_retries=-1", runtime.WithClientLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := context.Background()
+	for range 3 {
+		if err := client.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		p.Hold()
+		if err := client.Ping(ctx).Err(); err == nil {
+			t.Fatal("ping succeeded with replies held")
+		}
+		p.Release()
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := client.Reconnects(); n != 0 {
+		t.Fatalf("Reconnects = %d after three stalls of a server that never went down, want 0", n)
+	}
 }

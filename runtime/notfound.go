@@ -36,8 +36,10 @@ func NotFoundAs[E error]() CallOption {
 
 type notFoundIs struct{ target error }
 
-func (n notFoundIs) match(_ codec.Codec, err error) ([]byte, bool) { return nil, errors.Is(err, n.target) }
-func (n notFoundIs) rebuild(codec.Codec, []byte) error            { return n.target }
+func (n notFoundIs) match(_ codec.Codec, err error) ([]byte, bool) {
+	return nil, errors.Is(err, n.target)
+}
+func (n notFoundIs) rebuild(codec.Codec, []byte) error { return n.target }
 
 type notFoundAs[E error] struct{}
 

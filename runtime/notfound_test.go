@@ -22,7 +22,9 @@ type userNotExist struct {
 	Name string
 }
 
-func (e userNotExist) Error() string { return fmt.Sprintf("user does not exist [uid: %d, name: %s]", e.UID, e.Name) }
+func (e userNotExist) Error() string {
+	return fmt.Sprintf("user does not exist [uid: %d, name: %s]", e.UID, e.Name)
+}
 
 // TestNotFoundOfTheService (issue 11, item 4): a not-found answer of the
 // service's own kind is cached with negative=, and a hit returns it as the
