@@ -27,8 +27,6 @@ type retryQueue struct {
 	keys    map[string]time.Time // key (without the namespace) → give up after
 	tags    map[string]time.Time
 	running bool
-	// wake, when set by a test, replaces the backoff timer.
-	wake chan struct{}
 }
 
 func (q *retryQueue) pending() int64 {
@@ -85,11 +83,7 @@ func (c *Cache) runRetries() {
 	q := &c.retries
 	backoff := retryBackoffMin
 	for {
-		if q.wake != nil {
-			<-q.wake
-		} else {
-			time.Sleep(backoff) // a backoff, not a synchronisation
-		}
+		time.Sleep(backoff) // a backoff, not a synchronisation
 		q.mu.Lock()
 		now := time.Now()
 		var keys, tags []string
