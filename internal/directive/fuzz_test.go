@@ -28,6 +28,7 @@ func FuzzParse(f *testing.F) {
 		`//cache:get key="k" ttl=1s`,
 		"//cache:invalidate keys=#a,b",
 		"//cache:gets key=k",
+		"//cache:put key=u:{result.ID} ttl=1h tags=u:{result.ID} attach=users,{result[].ID} invalidate=x",
 	} {
 		f.Add(seed)
 	}
@@ -60,6 +61,7 @@ func FuzzParse(f *testing.F) {
 		ts = append(ts, d.Keys...)
 		ts = append(ts, d.Tags...)
 		ts = append(ts, d.Invalidate...)
+		ts = append(ts, d.Attach...)
 		for _, tm := range ts {
 			if tm.Offset < 0 || tm.Offset+len(tm.Raw) > len(line) || line[tm.Offset:tm.Offset+len(tm.Raw)] != tm.Raw {
 				t.Errorf("Parse(%q): template %q not found at offset %d", line, tm.Raw, tm.Offset)

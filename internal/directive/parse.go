@@ -83,8 +83,12 @@ type Directive struct {
 	Keys []*Template
 	// Tags are the tags= templates of a get, put or invalidate.
 	Tags []*Template
-	// Invalidate are the invalidate= tag templates of a put.
+	// Invalidate are the invalidate= tag templates of a put: invalidated
+	// after the write, not attached to the stored value.
 	Invalidate []*Template
+	// Attach are the attach= tag templates of a put: attached to the
+	// stored value, not invalidated (a put's Tags are both).
+	Attach []*Template
 	// TTL, Jitter, SWR and Negative are the ttl=, jitter=, swr= and
 	// negative= durations; zero when absent. TTL is set for every get and put.
 	TTL, Jitter, SWR, Negative time.Duration
@@ -185,7 +189,7 @@ func (e *Error) Error() string {
 // options lists, per verb, the options it accepts, in the order of the docs.
 var options = map[Kind][]string{
 	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "lock", "by", "unkeyed"},
-	KindPut:        {"key", "ttl", "jitter", "tags", "invalidate"},
+	KindPut:        {"key", "ttl", "jitter", "tags", "attach", "invalidate"},
 	KindInvalidate: {"keys", "tags"},
 }
 
@@ -295,6 +299,9 @@ func (p *parser) parse(line string) *Directive {
 		case name == "":
 			p.errorf(w.off, "malformed option %q: missing name before \"=\"", w.text)
 			continue
+		case name == "attach" && kind == KindGet:
+			p.errorf(w.off, "unknown option \"attach\" for cache:get: attach= belongs to cache:put; a get's tags= are attached to the value and never invalidated, so write tags=%s", value)
+			continue
 		case !slices.Contains(allowed, name):
 			if s := suggest(name, allowed); s != "" {
 				p.errorf(w.off, "unknown option %q for cache:%s: did you mean %s=? (allowed: %s)", name, kind, s, strings.Join(allowed, ", "))
@@ -347,10 +354,10 @@ func (p *parser) parse(line string) *Directive {
 func (p *parser) option(d *Directive, name, v string, off int) {
 	switch name {
 	case "key":
-		d.Key = p.template(v, off, use{d.Kind, true, false})
+		d.Key = p.template(v, off, use{d.Kind, true, false, name})
 		p.hashKey(name, d.Key)
 	case "keys":
-		d.Keys = p.list(name, v, off, use{d.Kind, true, false})
+		d.Keys = p.list(name, v, off, use{d.Kind, true, false, name})
 		for _, t := range d.Keys {
 			p.hashKey(name, t)
 		}
@@ -366,12 +373,15 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 			}
 			off += len(w) + 1
 		}
-	case "tags", "invalidate":
-		l := p.list(name, v, off, use{d.Kind, false, name == "invalidate"})
-		if name == "tags" {
+	case "tags", "invalidate", "attach":
+		l := p.list(name, v, off, use{d.Kind, false, name == "invalidate", name})
+		switch name {
+		case "tags":
 			d.Tags = l
-		} else {
+		case "invalidate":
 			d.Invalidate = l
+		default:
+			d.Attach = l
 		}
 	case "ttl":
 		d.TTL = p.duration(name, v, off)
@@ -501,7 +511,19 @@ func (p *parser) duration(name, v string, off int) time.Duration {
 type use struct {
 	kind Kind
 	key  bool
-	inv  bool // a put's invalidate=
+	inv  bool   // a put's invalidate=
+	opt  string // the option's name, for messages
+}
+
+// what names the option in messages: "key" or "tags", or "attach=".
+func (u use) what() string {
+	switch {
+	case u.key:
+		return "key"
+	case u.opt == "attach":
+		return "attach="
+	}
+	return "tags"
 }
 
 // loops reports whether templates used so may loop over a slice: {result[]}
@@ -690,6 +712,6 @@ func (p *parser) check(r *Ref, u use) {
 	case r.Root == "result" && u.key && r.Each && !u.loops():
 		p.errorf(r.Offset, "result[] is not allowed in the key of a cache:%s: the key names one value", u.kind)
 	case r.Root != "result" && r.Each && !(u.kind == KindGet && u.key) && !u.loops():
-		p.errorf(r.Offset, "a slice parameter with [] may appear in a get key (a batch get), in invalidate keys and tags and in a put's invalidate=, but not in the %s of a cache:%s", map[bool]string{true: "key", false: "tags"}[u.key], u.kind)
+		p.errorf(r.Offset, "a slice parameter with [] may appear in a get key (a batch get), in invalidate keys and tags and in a put's invalidate=, but not in the %s of a cache:%s", u.what(), u.kind)
 	}
 }

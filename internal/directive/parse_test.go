@@ -216,6 +216,15 @@ func TestParseValid(t *testing.T) {
 				Invalidate: []*Template{tmpl("u:{ids[]}", 36, lit("u:"), each(39, "ids")), tmpl("{result[].ID}", 46, each(47, "result", "ID"))}},
 		},
 		{
+			name: "put attaches without invalidating",
+			//     0         1         2         3         4         5
+			//     012345678901234567890123456789012345678901234567890123
+			line: "//cache:put key=k ttl=1s tags=u:{id} attach=users,{result[].ID}",
+			want: &Directive{Kind: KindPut, Key: tmpl("k", 16, lit("k")), TTL: time.Second,
+				Tags:   []*Template{tmpl("u:{id}", 30, lit("u:"), ref(33, "id"))},
+				Attach: []*Template{tmpl("users", 44, lit("users")), tmpl("{result[].ID}", 50, each(51, "result", "ID"))}},
+		},
+		{
 			name: "invalidate keys only",
 			line: "//cache:invalidate keys=users",
 			want: &Directive{Kind: KindInvalidate, Keys: []*Template{tmpl("users", 24, lit("users"))}},
@@ -279,7 +288,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown option for get", "//cache:get key=k ttl=1s invalidate=x", []wantErr{
 			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, lock, by, unkeyed`}}},
 		{"unknown option for put", "//cache:put key=k ttl=1s lock=none", []wantErr{
-			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, invalidate`}}},
+			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, attach, invalidate`}}},
 		{"unknown option for invalidate", "//cache:invalidate key=k", []wantErr{
 			{"        ^", `cache:invalidate requires keys= or tags=`},
 			{"                   ^", `unknown option "key" for cache:invalidate: did you mean keys=? (allowed: keys, tags)`}}},
@@ -408,6 +417,12 @@ func TestParseErrors(t *testing.T) {
 			{"                   ^", `but not in the key of a cache:put`}}},
 		{"slice param in put tags", "//cache:put key=k ttl=1s tags={ids[].X}", []wantErr{
 			{"                               ^", `but not in the tags of a cache:put`}}},
+		{"slice param in put attach", "//cache:put key=k ttl=1s attach=a,{ids[]}", []wantErr{
+			{"                                   ^", `but not in the attach= of a cache:put`}}},
+		{"attach on a get", "//cache:get key=k ttl=1s attach=a", []wantErr{
+			{"                         ^", `unknown option "attach" for cache:get`}}},
+		{"empty attach", "//cache:put key=k ttl=1s attach=", []wantErr{
+			{"                         ^", `option "attach" has an empty value`}}},
 		{"two loops in an invalidate key", "//cache:invalidate keys={ids[]}:{result[].ID}", []wantErr{
 			{"                                 ^", `a template may use at most one slice with [] (it names one key or tag per element); found "ids[]" and "result[]"`}}},
 		{"unknown transform", "//cache:get key={id|upper} ttl=1s", []wantErr{

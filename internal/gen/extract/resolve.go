@@ -108,6 +108,7 @@ func (r *resolver) resolve() *model.Directive {
 	r.loop = d.Kind == directive.KindInvalidate
 	out.Keys = r.templates(d.Keys)
 	out.Tags = r.templates(d.Tags)
+	out.Attach = r.templates(d.Attach)
 	r.loop = true
 	out.Invalidate = r.templates(d.Invalidate)
 	r.loop = false

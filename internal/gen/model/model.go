@@ -91,8 +91,12 @@ type Directive struct {
 	Keys []*Template
 	// Tags are the tags of any kind.
 	Tags []*Template
-	// Invalidate are the invalidate= tags of a Put.
+	// Invalidate are the invalidate= tags of a Put: invalidated, not
+	// attached.
 	Invalidate []*Template
+	// Attach are the attach= tags of a Put: attached to the stored value,
+	// not invalidated.
+	Attach []*Template
 	// TTL and Jitter are set for Get and Put; SWR, Negative and Lock only
 	// when the directive sets them (LockSet).
 	TTL, Jitter, SWR, Negative time.Duration

@@ -646,7 +646,8 @@ func (mr *methodRenderer) resultNames() ([]string, []jen.Code, string) {
 	return names, vs, mr.local("err")
 }
 
-// put renders a write-through. Nothing stops the invalidation once the
+// put renders a write-through: tags= are invalidated and attached,
+// invalidate= only invalidated, attach= only attached. Nothing stops the invalidation once the
 // write has succeeded: every tag and invalidate= template that can be
 // rendered is dropped, and each one that cannot (a nil pointer on its path)
 // is reported through Cache.Unrendered. When the key itself cannot be
@@ -667,6 +668,12 @@ func (mr *methodRenderer) put() []jen.Code {
 		if len(ts) == 0 {
 			return nil, nil
 		}
+		rt := rt
+		if name == "attach" {
+			// An attach= tag that cannot be rendered is left off the
+			// stored value: nothing goes without its invalidation.
+			rt.report = false
+		}
 		stmts, expr := mr.list(ts, rt, mr.local(name))
 		if len(stmts) == 0 {
 			return exprs(ts, mr, rt), expr
@@ -676,6 +683,7 @@ func (mr *methodRenderer) put() []jen.Code {
 	}
 	tagArgs, tags := lists(d.Tags, "tags")
 	invArgs, inv := lists(d.Invalidate, "invalidate")
+	attachArgs, _ := lists(d.Attach, "attach")
 	if len(keyChecks) > 0 {
 		var cond *jen.Statement
 		for i, c := range keyChecks {
@@ -711,6 +719,9 @@ func (mr *methodRenderer) put() []jen.Code {
 	}
 	if len(invArgs) > 0 {
 		opts = append(opts, jen.Qual(runtimePkg, "AlsoInvalidate").Call(invArgs...))
+	}
+	if len(attachArgs) > 0 {
+		opts = append(opts, jen.Qual(runtimePkg, "Attach").Call(attachArgs...))
 	}
 	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, r0}, opts...)
 	return append(body,

@@ -151,7 +151,7 @@ func uses(p *model.Package, t model.Transform) bool {
 			if d == nil || m.Skip {
 				continue
 			}
-			ts := append(append(append([]*model.Template{d.Key}, d.Keys...), d.Tags...), d.Invalidate...)
+			ts := slices.Concat([]*model.Template{d.Key}, d.Keys, d.Tags, d.Invalidate, d.Attach)
 			for _, tm := range ts {
 				if tm == nil {
 					continue
