@@ -177,7 +177,13 @@ func run(ctx context.Context, out io.Writer) error {
 
 	step := func(title string, f func() error) error {
 		fmt.Fprintf(out, "\n%s\n", title)
-		return f()
+		if err := f(); err != nil {
+			return err
+		}
+		// The store after a miss finishes in the background (the caller
+		// waits for it a few milliseconds at most); wait for it so that
+		// each step's events print under that step.
+		return cache.Wait(ctx)
 	}
 	steps := []struct {
 		title string
