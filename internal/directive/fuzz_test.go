@@ -28,6 +28,8 @@ func FuzzParse(f *testing.F) {
 		`//cache:get key="k" ttl=1s`,
 		"//cache:invalidate keys=#a,b",
 		"//cache:gets key=k",
+		"//cache:get key=k:{id} ttl=1m negative=10s notfound=*gorm.ErrRecordNotFound",
+		"//cache:get key=k:{id} ttl=1m notfound=E",
 		"//cache:put key=u:{result.ID} ttl=1h tags=u:{result.ID} attach=users,{result[].ID} invalidate=x",
 	} {
 		f.Add(seed)
@@ -53,6 +55,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if d == nil {
 			t.Fatalf("Parse(%q) = nil, nil for a directive line", line)
+		}
+		if nf := d.NotFound; nf != nil && (nf.Offset < 0 || !strings.HasPrefix(line[nf.Offset:], nf.String())) {
+			t.Errorf("Parse(%q): notfound %q not found at offset %d", line, nf, nf.Offset)
 		}
 		var ts []*Template
 		if d.Key != nil {

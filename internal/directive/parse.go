@@ -101,6 +101,9 @@ type Directive struct {
 	// Strict is set by //cache:repo strict: every method of the interface
 	// must carry a directive.
 	Strict bool
+	// NotFound is the notfound= value of a get: the error variable or the
+	// error type that is its not-found answer; nil when absent.
+	NotFound *NotFound
 	// Unkeyed are the unkeyed= parameter names of a get: parameters that do
 	// not change the result, and so may be left out of the key.
 	Unkeyed []Name
@@ -114,6 +117,33 @@ type Directive struct {
 type Name struct {
 	Name   string
 	Offset int
+}
+
+// NotFound is the value of notfound=: a name, possibly qualified by a
+// package name (gorm.ErrRecordNotFound), possibly behind a pointer
+// (*ErrUserNotExist). Whether it names a variable or a type is left to a
+// later stage, which has the types.
+type NotFound struct {
+	// Pointer reports a leading "*": a pointer to the named type.
+	Pointer bool
+	// Qual is the package name before the dot; "" when unqualified.
+	Qual string
+	// Name is the variable's or the type's name.
+	Name string
+	// Offset is the byte offset of the value within the line.
+	Offset int
+}
+
+// String renders the value as written, e.g. "*errs.NotExist".
+func (n *NotFound) String() string {
+	s := n.Name
+	if n.Qual != "" {
+		s = n.Qual + "." + s
+	}
+	if n.Pointer {
+		s = "*" + s
+	}
+	return s
 }
 
 // Template is a key or tag text with {ref} placeholders.
@@ -188,7 +218,7 @@ func (e *Error) Error() string {
 
 // options lists, per verb, the options it accepts, in the order of the docs.
 var options = map[Kind][]string{
-	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "lock", "by", "unkeyed"},
+	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "notfound", "lock", "by", "unkeyed"},
 	KindPut:        {"key", "ttl", "jitter", "tags", "attach", "invalidate"},
 	KindInvalidate: {"keys", "tags"},
 }
@@ -335,6 +365,9 @@ func (p *parser) parse(line string) *Directive {
 		p.errorf(jitterOff, "jitter=%s must be below ttl=%s: jitter adds a random part of itself to the ttl, to spread expiries; use a small part of the ttl, such as jitter=%s",
 			jitterRaw, ttlRaw, (d.TTL / 10).String())
 	}
+	if d.NotFound != nil && !seen["negative"] {
+		p.errorf(d.NotFound.Offset, "notfound=%s without negative=: only negative caching stores a not-found answer, so notfound= alone changes nothing; add negative=D (negative=30s, say), or drop notfound=", d.NotFound)
+	}
 	switch kind {
 	case KindGet, KindPut:
 		for _, name := range []string{"key", "ttl"} {
@@ -397,12 +430,39 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 			p.errorf(off, "invalid lock %q; want local, distributed or none", v)
 		}
 		d.Lock, d.LockSet = m, true
+	case "notfound":
+		d.NotFound = p.notFound(v, off)
 	case "by":
 		if !token.IsIdentifier(v) {
 			p.errorf(off, "invalid by %q: want a Go identifier (a field name)", v)
 		}
 		d.By = v
 	}
+}
+
+// notFound parses the value of notfound=: [*][pkg.]Name.
+func (p *parser) notFound(v string, off int) *NotFound {
+	n := &NotFound{Offset: off}
+	rest := v
+	if r, ok := strings.CutPrefix(rest, "*"); ok {
+		n.Pointer, rest = true, r
+	}
+	qual, name, dotted := strings.Cut(rest, ".")
+	if !dotted {
+		qual, name = "", rest
+	}
+	ids := []string{name}
+	if dotted {
+		ids = append(ids, qual)
+	}
+	for _, id := range ids {
+		if !token.IsIdentifier(id) {
+			p.errorf(off, "invalid notfound %q: want an error variable (ErrNotFound, gorm.ErrRecordNotFound) or an error type (ErrUserNotExist, *ErrUserNotExist, errs.NotExist)", v)
+			return nil
+		}
+	}
+	n.Qual, n.Name = qual, name
+	return n
 }
 
 // hashKey rejects a key that starts with '#': such names are the cache's

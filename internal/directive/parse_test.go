@@ -216,6 +216,26 @@ func TestParseValid(t *testing.T) {
 				Invalidate: []*Template{tmpl("u:{ids[]}", 36, lit("u:"), each(39, "ids")), tmpl("{result[].ID}", 46, each(47, "result", "ID"))}},
 		},
 		{
+			name: "notfound variable",
+			//     0         1         2         3         4         5
+			//     0123456789012345678901234567890123456789012345678901234567
+			line: "//cache:get key=k ttl=1s negative=5s notfound=ErrNotFound",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Negative: 5 * time.Second,
+				NotFound: &NotFound{Name: "ErrNotFound", Offset: 46}},
+		},
+		{
+			name: "notfound qualified",
+			line: "//cache:get key=k ttl=1s notfound=gorm.ErrRecordNotFound negative=5s",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Negative: 5 * time.Second,
+				NotFound: &NotFound{Qual: "gorm", Name: "ErrRecordNotFound", Offset: 34}},
+		},
+		{
+			name: "notfound pointer type",
+			line: "//cache:get key=k ttl=1s notfound=*errs.NotExist negative=5s",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Second, Negative: 5 * time.Second,
+				NotFound: &NotFound{Pointer: true, Qual: "errs", Name: "NotExist", Offset: 34}},
+		},
+		{
 			name: "put attaches without invalidating",
 			//     0         1         2         3         4         5
 			//     012345678901234567890123456789012345678901234567890123
@@ -286,7 +306,7 @@ func TestParseErrors(t *testing.T) {
 		{"option with empty value", "//cache:get key=k ttl=", []wantErr{
 			{"                  ^", `option "ttl" has an empty value`}}},
 		{"unknown option for get", "//cache:get key=k ttl=1s invalidate=x", []wantErr{
-			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, lock, by, unkeyed`}}},
+			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, notfound, lock, by, unkeyed`}}},
 		{"unknown option for put", "//cache:put key=k ttl=1s lock=none", []wantErr{
 			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, attach, invalidate`}}},
 		{"unknown option for invalidate", "//cache:invalidate key=k", []wantErr{
@@ -417,6 +437,16 @@ func TestParseErrors(t *testing.T) {
 			{"                   ^", `but not in the key of a cache:put`}}},
 		{"slice param in put tags", "//cache:put key=k ttl=1s tags={ids[].X}", []wantErr{
 			{"                               ^", `but not in the tags of a cache:put`}}},
+		{"notfound without negative", "//cache:get key=k ttl=1s notfound=ErrNotFound", []wantErr{
+			{"                                  ^", `notfound=ErrNotFound without negative=: only negative caching stores a not-found answer, so notfound= alone changes nothing; add negative=D`}}},
+		{"notfound on a put", "//cache:put key=k ttl=1s notfound=ErrNotFound", []wantErr{
+			{"                         ^", `unknown option "notfound" for cache:put`}}},
+		{"notfound not a name", "//cache:get key=k ttl=1s negative=1s notfound=a.b.c", []wantErr{
+			{"                                              ^", `invalid notfound "a.b.c": want an error variable`}}},
+		{"notfound empty qualifier", "//cache:get key=k ttl=1s negative=1s notfound=.Err", []wantErr{
+			{"                                              ^", `invalid notfound ".Err"`}}},
+		{"notfound double pointer", "//cache:get key=k ttl=1s negative=1s notfound=**E", []wantErr{
+			{"                                              ^", `invalid notfound "**E"`}}},
 		{"slice param in put attach", "//cache:put key=k ttl=1s attach=a,{ids[]}", []wantErr{
 			{"                                   ^", `but not in the attach= of a cache:put`}}},
 		{"attach on a get", "//cache:get key=k ttl=1s attach=a", []wantErr{

@@ -126,6 +126,37 @@ func (f *fake) Delete(ctx context.Context, id UserID) error {
 	return nil
 }
 
+func (f *fake) Lookup(ctx context.Context, id UserID) (*User, error) {
+	f.called("Lookup")
+	u, ok := f.users[id]
+	if !ok {
+		return nil, fmt.Errorf("lookup %s: %w", id, ErrNotFound) // wrapped: matched with errors.Is
+	}
+	c := *u
+	return &c, nil
+}
+
+func (f *fake) FindByName(ctx context.Context, name string) (*User, error) {
+	f.called("FindByName")
+	for _, u := range f.users {
+		if u.Name == name {
+			c := *u
+			return &c, nil
+		}
+	}
+	return nil, fmt.Errorf("find by name: %w", &ErrUserNotExist{Name: name})
+}
+
+func (f *fake) Rename(ctx context.Context, u *User) (*User, error) {
+	f.called("Rename")
+	return f.Save(ctx, u)
+}
+
+func (f *fake) FlushUsers(ctx context.Context) error {
+	f.called("FlushUsers")
+	return nil
+}
+
 func (f *fake) SetName(ctx context.Context, id UserID, name string) error {
 	f.called("SetName")
 	f.users[id].Name = name
@@ -331,5 +362,87 @@ func TestSeveralResultsCachedTogether(t *testing.T) {
 	}
 	if n := f.count("Page"); n != 1 {
 		t.Errorf("wrapped Page called %d times, want 1", n)
+	}
+}
+
+// TestNotFoundVariable: notfound=ErrNotFound caches the not-found answer of
+// Lookup (matched with errors.Is through the wrapping) and answers a hit
+// with that same variable.
+func TestNotFoundVariable(t *testing.T) {
+	f := newFake()
+	r := setup(t, f)
+	for i := range 3 {
+		u, err := r.Lookup(ctx, "missing")
+		if u != nil || !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Lookup #%d = %+v, %v; want ErrNotFound", i, u, err)
+		}
+		if i > 0 && err != ErrNotFound {
+			t.Errorf("Lookup #%d from the cache: err = %#v, want the ErrNotFound variable itself", i, err)
+		}
+	}
+	if n := f.count("Lookup"); n != 1 {
+		t.Errorf("wrapped Lookup called %d times, want 1 (the not-found is cached)", n)
+	}
+}
+
+// TestNotFoundType: notfound=*ErrUserNotExist caches the typed not-found of
+// FindByName with its value, and a hit returns an equal *ErrUserNotExist
+// that errors.As and a type assertion both find.
+func TestNotFoundType(t *testing.T) {
+	f := newFake()
+	r := setup(t, f)
+	for i := range 3 {
+		u, err := r.FindByName(ctx, "zed")
+		var e *ErrUserNotExist
+		if u != nil || !errors.As(err, &e) {
+			t.Fatalf("FindByName #%d = %+v, %v; want an *ErrUserNotExist", i, u, err)
+		}
+		if *e != (ErrUserNotExist{Name: "zed"}) {
+			t.Errorf("FindByName #%d: error %+v, want Name zed", i, *e)
+		}
+		if i > 0 {
+			if got, ok := err.(*ErrUserNotExist); !ok || *got != (ErrUserNotExist{Name: "zed"}) {
+				t.Errorf("FindByName #%d from the cache: err = %#v, want an equal *ErrUserNotExist", i, err)
+			}
+		}
+	}
+	if n := f.count("FindByName"); n != 1 {
+		t.Errorf("wrapped FindByName called %d times, want 1 (the not-found is cached)", n)
+	}
+	// Another name is another entry; an error of another type is not cached.
+	if _, err := r.FindByName(ctx, "amy"); !errors.As(err, new(*ErrUserNotExist)) || f.count("FindByName") != 2 {
+		t.Errorf("FindByName(amy): %v, %d calls", err, f.count("FindByName"))
+	}
+}
+
+// TestAttachIsNotInvalidated: a put's attach=users tag is attached to what
+// it stores but never invalidated by the put, so that one user's write does
+// not flush the others; invalidating the tag drops them all.
+func TestAttachIsNotInvalidated(t *testing.T) {
+	f := newFake()
+	r := setup(t, f)
+	for _, u := range []*User{{ID: "r1", Name: "ray"}, {ID: "r2", Name: "rex"}} {
+		if _, err := r.Rename(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []UserID{"r1", "r2"} {
+		if u, err := r.Find(ctx, id); err != nil || u.ID != id {
+			t.Fatalf("Find(%s) = %+v, %v", id, u, err)
+		}
+	}
+	if n := f.count("Find"); n != 0 {
+		t.Errorf("wrapped Find called %d times, want 0: the second put dropped the first (attach= was invalidated)", n)
+	}
+	if err := r.FlushUsers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []UserID{"r1", "r2"} {
+		if _, err := r.Find(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.count("Find"); n != 2 {
+		t.Errorf("wrapped Find called %d times after FlushUsers, want 2 (dropped by the users tag)", n)
 	}
 }

@@ -13,6 +13,12 @@ import (
 // ErrNotFound is what the fake repository returns for a missing user.
 var ErrNotFound = errors.New("e2e: not found")
 
+// ErrUserNotExist is the typed not-found of FindByName, which callers check
+// with errors.As or a type assertion.
+type ErrUserNotExist struct{ Name string }
+
+func (e *ErrUserNotExist) Error() string { return "e2e: no user named " + e.Name }
+
 // UserID is a named string id.
 type UserID string
 
@@ -55,6 +61,18 @@ type UserRepo interface {
 
 	//cache:invalidate keys=user:{id} tags=user:{id}
 	Delete(ctx context.Context, id UserID) error
+
+	//cache:get key=lookup:{id} ttl=5m negative=1m notfound=ErrNotFound
+	Lookup(ctx context.Context, id UserID) (*User, error)
+
+	//cache:get key=user:name:{name} ttl=5m negative=1m notfound=*ErrUserNotExist
+	FindByName(ctx context.Context, name string) (*User, error)
+
+	//cache:put key=user:{result.ID} ttl=5m attach=users
+	Rename(ctx context.Context, u *User) (*User, error)
+
+	//cache:invalidate tags=users
+	FlushUsers(ctx context.Context) error
 
 	//cache:skip
 	SetName(ctx context.Context, id UserID, name string) error

@@ -178,6 +178,56 @@ func (c *UserRepoCache) Delete(ctx context.Context, id UserID) error {
 	return nil
 }
 
+// userRepoLookupArgs carries the arguments of UserRepo.Lookup to its loader.
+type userRepoLookupArgs struct {
+	next UserRepo
+	id   UserID
+}
+
+// Lookup implements UserRepo.Lookup with cache:get key=lookup:{id} ttl=5m negative=1m notfound=ErrNotFound.
+func (c *UserRepoCache) Lookup(ctx context.Context, id UserID) (*User, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "lookup:"+runtime.EscapeKeyPart(string(id)), userRepoLookupArgs{c.next, id}, func(ctx context.Context, a userRepoLookupArgs) (*User, error) {
+		return a.next.Lookup(ctx, a.id)
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound))
+}
+
+// userRepoFindByNameArgs carries the arguments of UserRepo.FindByName to its loader.
+type userRepoFindByNameArgs struct {
+	next UserRepo
+	name string
+}
+
+// FindByName implements UserRepo.FindByName with cache:get key=user:name:{name} ttl=5m negative=1m notfound=*ErrUserNotExist.
+func (c *UserRepoCache) FindByName(ctx context.Context, name string) (*User, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "user:name:"+runtime.EscapeKeyPart(name), userRepoFindByNameArgs{c.next, name}, func(ctx context.Context, a userRepoFindByNameArgs) (*User, error) {
+		return a.next.FindByName(ctx, a.name)
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrUserNotExist]())
+}
+
+// Rename implements UserRepo.Rename with cache:put key=user:{result.ID} ttl=5m attach=users.
+func (c *UserRepoCache) Rename(ctx context.Context, u *User) (*User, error) {
+	r0, err := c.next.Rename(ctx, u)
+	if err != nil {
+		return r0, err
+	}
+	if r0 == nil {
+		c.cache.Unrendered("UserRepo.Rename", "user:{result.ID}")
+		return r0, nil
+	}
+	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Attach("users"))
+	return r0, nil
+}
+
+// FlushUsers implements UserRepo.FlushUsers with cache:invalidate tags=users.
+func (c *UserRepoCache) FlushUsers(ctx context.Context) error {
+	err := c.next.FlushUsers(ctx)
+	if err != nil {
+		return err
+	}
+	c.cache.AfterWrite(ctx, nil, []string{"users"})
+	return nil
+}
+
 // SetName passes the call through to the wrapped UserRepo (cache:skip).
 func (c *UserRepoCache) SetName(ctx context.Context, id UserID, name string) error {
 	return c.next.SetName(ctx, id, name)

@@ -114,6 +114,7 @@ func (r *resolver) resolve() *model.Directive {
 	r.loop = false
 	if d.Kind == directive.KindGet && !r.failed {
 		r.unkeyed()
+		r.notFound(out)
 	}
 	var stored []types.Type
 	switch {

@@ -102,6 +102,9 @@ type Directive struct {
 	TTL, Jitter, SWR, Negative time.Duration
 	Lock                       LockMode
 	LockSet                    bool
+	// NotFound is the not-found answer of a Get (notfound=); nil for the
+	// default, runtime.ErrNotFound. Only set with Negative.
+	NotFound *NotFound
 	// Batch is set for a batch get (a {ids[]} ref in the key).
 	Batch *Batch
 	// NoCtx reports a get or invalidate on a method that takes no
@@ -110,6 +113,17 @@ type Directive struct {
 	// NoErr reports a get or invalidate on a method that returns no error
 	// last: every result is a value.
 	NoErr bool
+}
+
+// NotFound is what a get's not-found answer is: an error variable,
+// matched with errors.Is (runtime.NotFoundIs), or an error type, matched
+// with errors.As (runtime.NotFoundAs). Exactly one is set.
+type NotFound struct {
+	// Var is a package-level variable of an error type; Var.Pkg is its
+	// package's import path, Var.Name the variable's name.
+	Var *Named
+	// Type is a concrete type that implements error.
+	Type Type
 }
 
 // Batch describes a batch get: the slice parameter of ids, the element of

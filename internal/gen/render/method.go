@@ -448,6 +448,13 @@ func (mr *methodRenderer) optsWith(typ jen.Code, field string, withTags bool) []
 	if d.Negative > 0 {
 		out = append(out, rt("Negative", durExpr(d.Negative)))
 	}
+	switch nf := d.NotFound; {
+	case nf == nil:
+	case nf.Var != nil:
+		out = append(out, rt("NotFoundIs", jen.Qual(nf.Var.Pkg, nf.Var.Name)))
+	default:
+		out = append(out, jen.Qual(runtimePkg, "NotFoundAs").Types(mr.r.typ(nf.Type)).Call())
+	}
 	if d.LockSet {
 		mode := map[model.LockMode]string{model.LockLocal: "LockLocal", model.LockDistributed: "LockDistributed", model.LockNone: "LockNone"}[d.Lock]
 		out = append(out, rt("Lock", jen.Qual(runtimePkg, mode)))

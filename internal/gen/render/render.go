@@ -203,6 +203,13 @@ func (r *renderer) names() {
 			if d := m.Directive; d != nil && d.Batch != nil {
 				ts = append(ts, d.Batch.ID, d.Batch.Elem)
 			}
+			if d := m.Directive; d != nil && d.NotFound != nil {
+				if d.NotFound.Var != nil {
+					ts = append(ts, d.NotFound.Var) // not a type, but it names its package so
+				} else {
+					ts = append(ts, d.NotFound.Type)
+				}
+			}
 			for _, t := range ts {
 				model.Walk(t, func(t model.Type) {
 					if n, ok := t.(*model.Named); ok && n.Pkg != "" && n.Pkg != r.p.Path {
