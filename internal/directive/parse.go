@@ -223,6 +223,15 @@ var options = map[Kind][]string{
 	KindInvalidate: {"keys", "tags"},
 }
 
+// Options returns the names of the options that directives of kind k
+// accept, in the order of the docs; //cache:repo accepts strict.
+func Options(k Kind) []string {
+	if k == KindRepo {
+		return []string{"strict"}
+	}
+	return slices.Clone(options[k])
+}
+
 var lockModes = map[string]LockMode{"local": LockLocal, "distributed": LockDistributed, "none": LockNone}
 
 // Parse parses one comment line as found in ast.Comment.Text, e.g.

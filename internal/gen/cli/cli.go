@@ -8,6 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/doc/comment"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,7 +51,9 @@ Example, in the file that declares the interface:
 	}
 
 then run go generate ./... (or, with a tool line in go.mod, write the
-directive as: //go:generate go tool cachegen).
+directive as: //go:generate go tool cachegen). cachegen -help-directives
+(or go doc github.com/repocache/repocache/cachegen) prints the reference of
+every directive and option.
 
 Flags:
 `
@@ -110,9 +115,31 @@ func Generate(cfg Config, diags *diag.List) (src []byte, err error) {
 	return src, nil
 }
 
+// Doc is the source of cachegen's doc.go, whose package comment is the
+// directive reference that -help-directives prints; the cachegen command
+// sets it (it embeds the file), so that the flag and go doc show one text.
+var Doc []byte
+
+// Reference returns the package comment of the Go source src as go doc
+// prints it: paragraphs wrapped at 80 columns, code blocks and lists
+// indented by four spaces.
+func Reference(src []byte) (string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), "doc.go", src, parser.PackageClauseOnly|parser.ParseComments)
+	if err != nil {
+		return "", err
+	}
+	if f.Doc == nil {
+		return "", errors.New("doc.go has no package comment")
+	}
+	var p comment.Parser
+	pr := comment.Printer{TextCodePrefix: "    "}
+	return string(pr.Text(p.Parse(f.Doc.Text()))), nil
+}
+
 func newFlagSet(out io.Writer) (*flag.FlagSet, *string, *string) {
 	fs := flag.NewFlagSet("cachegen", flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Bool("help-directives", false, "print the reference of the //cache: directives, their options and templates, and exit")
 	typeFlag := fs.String("type", "", "comma-separated `names` of the interfaces to decorate (default: every //cache:repo interface)")
 	outFlag := fs.String("out", "", "output `file` (default: "+DefaultOut+" in DIR)")
 	fs.Usage = func() {
@@ -184,6 +211,19 @@ func Run(args []string, stdout, stderr io.Writer) (code int) {
 		return 2
 	}
 	fs.Usage = usage
+	if fs.Lookup("help-directives").Value.String() == "true" {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "cachegen: -help-directives takes no arguments, got %q\n", fs.Args())
+			return 2
+		}
+		ref, err := Reference(Doc)
+		if err != nil {
+			fmt.Fprintf(stderr, "cachegen: internal error: the directive reference: %v\n", err)
+			return 1
+		}
+		fmt.Fprint(stdout, ref)
+		return 0
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		fmt.Fprintf(stderr, "cachegen: %v\n", err)

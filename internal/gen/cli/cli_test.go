@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/repocache/repocache/internal/directive"
+	"github.com/repocache/repocache/internal/gen/extract"
 )
 
 func repoRoot(t *testing.T) string {
@@ -131,5 +134,66 @@ func TestWrite(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(mine); string(b) != "package durations\n" {
 		t.Errorf("hand-written file changed: %q", b)
+	}
+}
+
+// doc reads cachegen's doc.go, as the cachegen command embeds it.
+func doc(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "cachegen", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHelpDirectives: -help-directives prints the package comment of
+// cachegen's doc.go, as go doc renders it, and exits 0; the reference
+// names every option of every directive and every mutation prefix that the
+// generator uses.
+func TestHelpDirectives(t *testing.T) {
+	old := Doc
+	t.Cleanup(func() { Doc = old })
+	Doc = doc(t)
+	want, err := Reference(Doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run("-help-directives")
+	if code != 0 || stderr != "" || stdout != want {
+		t.Fatalf("cachegen -help-directives = %d, stderr %q; stdout equals the doc comment: %v", code, stderr, stdout == want)
+	}
+	for _, k := range []directive.Kind{directive.KindRepo, directive.KindGet, directive.KindPut, directive.KindInvalidate, directive.KindSkip} {
+		if !strings.Contains(stdout, "//cache:"+k.String()) {
+			t.Errorf("the reference does not show //cache:%s", k)
+		}
+		for _, o := range directive.Options(k) {
+			if o != "strict" {
+				o += "="
+			}
+			if !strings.Contains(stdout, "  - "+o) {
+				t.Errorf("the reference has no entry (\"  - %s...\") for option %s of cache:%s", o, o, k)
+			}
+		}
+	}
+	words := map[string]bool{}
+	for _, w := range strings.Fields(stdout) {
+		words[w] = true
+	}
+	for _, p := range extract.MutationPrefixes {
+		if !words[p] {
+			t.Errorf("the reference does not list the mutation prefix %s", p)
+		}
+	}
+	for _, tr := range directive.Transforms {
+		if !strings.Contains(stdout, "|"+tr+"}") {
+			t.Errorf("the reference does not show the transform |%s", tr)
+		}
+	}
+	if code, _, stderr := run("-help-directives", "."); code != 2 || !strings.Contains(stderr, "takes no arguments") {
+		t.Errorf("cachegen -help-directives . = %d, %q; want a usage error", code, stderr)
+	}
+	if code, stdout, _ := run("-h"); code != 0 || !strings.Contains(stdout, "-help-directives") {
+		t.Errorf("cachegen -h does not list -help-directives:\n%s", stdout)
 	}
 }
