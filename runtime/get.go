@@ -199,7 +199,7 @@ func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 // background.
 func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		v, err, _ := loadLeased(ctx, c, key, full, load, &o, opts, newVerdict())
+		v, _, err := loadLeased(ctx, c, key, full, load, &o, opts, newVerdict())
 		return v, err
 	}
 	began := c.flight.now()
@@ -211,7 +211,7 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 			// answer instead of loading again.
 			vd := newVerdict()
 			vd.before = func() { c.flight.forget(full, call) }
-			v, err, frame := loadLeased(ctx, c, key, full, load, &o, opts, vd)
+			v, frame, err := loadLeased(ctx, c, key, full, load, &o, opts, vd)
 			publish(c, call, v, err, frame, vd)
 			return v, err
 		}
@@ -263,7 +263,7 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 // settles vd, now or after a background store, with whether the answer is
 // known to be as fresh as the cache: read from it, or stored under the
 // lease with no invalidation in between.
-func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, _ error, frame []byte) {
+func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	wait := c.pollMin
 	for {
 		state, l, val, busyFor, err := c.tryLease(ctx, full)
@@ -272,23 +272,23 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			if cerr := ctx.Err(); cerr != nil {
 				var zero T
 				vd.finish(false)
-				return zero, cerr, nil
+				return zero, nil, cerr
 			}
 			c.redisError("lease", key, err)
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)
-			return v, err, nil
+			return v, nil, err
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
 			// a write-through.
 			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val, opts); ok {
 				vd.finish(true)
-				return v, cached, nil
+				return v, nil, cached
 			}
 		case state == leaseBusy && o.lock != LockDistributed:
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)
-			return v, err, nil
+			return v, nil, err
 		case state == leaseBusy:
 			if c.waiting != nil {
 				c.waiting()
@@ -303,7 +303,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 				t.Stop()
 				var zero T
 				vd.finish(false)
-				return zero, ctx.Err(), nil
+				return zero, nil, ctx.Err()
 			case <-t.C:
 			}
 		default:
@@ -316,7 +316,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 // loaded at once. In the background, it stores the result if the lease is
 // still ours and none of its tags was invalidated since the lease was
 // granted, and settles vd with whether it did.
-func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, _ error, frame []byte) {
+func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	stop := c.keepAlive(context.WithoutCancel(ctx), l)
 	started := time.Now()
 	v, err := loadAndCount(ctx, c, key, load)
@@ -334,7 +334,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 		vd.finish(false) // the lease ends by its TTL
 	}
 	c.awaitStore(ctx, vd.ch)
-	return v, err, frame
+	return v, frame, err
 }
 
 // awaitStore gives a background store up to the store wait (WithStoreWait)

@@ -279,8 +279,6 @@ func fromResult(t *model.Template) bool {
 	return false
 }
 
-func hasEach(t *model.Template) bool { return eachRef(t) != nil }
-
 // eachRef is the ref of t that loops over a slice ({result[]}, or {ids[]}
 // in an invalidation), or nil.
 func eachRef(t *model.Template) *model.Ref {
