@@ -83,3 +83,37 @@ func TestJoinedCallersGetTheirOwnValue(t *testing.T) {
 		t.Fatalf("a mutation by one caller is visible to the other: %+v", got[1])
 	}
 }
+
+// TestBrokenEntriesAreRepaired (issue 10, defect 7): a placeholder
+// without a TTL (written by hand or an old version) and a key of another
+// type must not block or defeat the cache forever.
+func TestBrokenEntriesAreRepaired(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := quietCache(b)
+		if err := b.Client.Set(ctx, b.Key("stuck"), newPlaceholder(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client.LPush(ctx, b.Key("list"), "x").Err(); err != nil {
+			t.Fatal(err)
+		}
+		var loads atomic.Int64
+		load := func(context.Context) (string, error) { loads.Add(1); return "v", nil }
+		for _, key := range []string{"stuck", "list"} {
+			for i := range 2 {
+				dctx, cancel := context.WithTimeout(ctx, time.Second) // a lease lives 3 s
+				v, err := GetCached(dctx, c, key, load, TTL(time.Minute), Lock(LockDistributed))
+				cancel()
+				if err != nil || v != "v" {
+					t.Fatalf("%s, read %d = %q, %v", key, i, v, err)
+				}
+				if err := c.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := loads.Swap(0); n != 1 {
+				t.Fatalf("%s: %d loads for two reads, want 1: the broken entry was not replaced", key, n)
+			}
+		}
+	})
+}
