@@ -38,7 +38,7 @@ func newProxied(t *testing.T, b *redistest.Backend, retries int, opts ...Option)
 	client := redis.NewClient(&redis.Options{
 		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
 		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
-		PoolSize: 4, DialerRetries: 1,
+		PoolSize: 4, DialerRetries: 1, ContextTimeoutEnabled: true, // as NewClient sets them
 	})
 	t.Cleanup(func() { _ = client.Close() })
 	px := &proxied{proxy: p}
@@ -289,5 +289,21 @@ func TestFailedInvalidationIsRetried(t *testing.T) {
 	assertGone(t, b, "item:1", "item:2")
 	if s, _ := px.c.Stats(ctx); s.InvalidationRetries != 0 || s.RetriesSucceeded == 0 {
 		t.Fatalf("after recovery: pending %d, succeeded %d", s.InvalidationRetries, s.RetriesSucceeded)
+	}
+}
+
+// TestHungRedisLeavesTheLoaderTime (issue 10, defect 4): Redis hangs and
+// the caller's deadline is shorter than the client's read timeout; the
+// caller must be served by the loader, not fail with its deadline.
+func TestHungRedisLeavesTheLoaderTime(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 2)
+	px.proxy.Hold()
+	defer px.proxy.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond) // the read timeout is 200 ms
+	defer cancel()
+	v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute))
+	if err != nil || v != "v" {
+		t.Fatalf("GetCached with Redis hung = %q, %v; want the loader's answer within the deadline", v, err)
 	}
 }

@@ -77,7 +77,9 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		c.miss(k, start)
 		return loadAndCount(ctx, c, k, l.load)
 	}
-	s, err := c.client.Get(ctx, full).Result()
+	rctx, cancel := redisCtx(ctx)
+	s, err := c.client.Get(rctx, full).Result()
+	cancel()
 	switch {
 	case err == nil:
 		c.br.ok()
@@ -266,7 +268,9 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	wait := c.pollMin
 	for {
-		state, l, val, busyFor, err := c.tryLease(ctx, full)
+		rctx, cancel := redisCtx(ctx)
+		state, l, val, busyFor, err := c.tryLease(rctx, full)
+		cancel()
 		switch {
 		case err != nil:
 			if cerr := ctx.Err(); cerr != nil {
@@ -387,6 +391,20 @@ func entryFor[T any](c *Cache, key string, v T, err error, o *callOptions, opts 
 	}
 	return frame, frame, ttl, tagsFor(opts, v), true
 }
+
+// redisCtx bounds a Redis call on the read path to half of what is left of
+// the caller's deadline, so that a Redis that hangs leaves the loader the
+// other half: the caller is served by the source instead of failing with
+// its deadline. Without a deadline it is ctx itself, at no cost.
+func redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, noCancel
+	}
+	return context.WithDeadline(ctx, dl.Add(-time.Until(dl)/2))
+}
+
+func noCancel() {}
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
