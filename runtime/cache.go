@@ -67,6 +67,9 @@ type Cache struct {
 	br      breaker
 	maxTTL  atomic.Int64 // the longest TTL written, for the retry window
 
+	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
+	evictionWarned atomic.Bool
+
 	storeWait time.Duration // how long a caller waits for the store after its load
 	leaseTTL  time.Duration // lifetime of a loader's placeholder, kept alive while it loads
 	pollMin   time.Duration // first wait of a distributed waiter; doubles up to pollMax

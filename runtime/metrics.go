@@ -140,6 +140,15 @@ type ServerStats struct {
 	EvictedKeys    int64 // evicted_keys: non-zero means maxmemory evicts cached values (and maybe tag sets)
 	BlockedClients int64 // blocked_clients
 	Masters        int   // servers read
+	// MaxmemoryPolicy is maxmemory_policy (of the first master read);
+	// any policy but noeviction may evict tag sets.
+	MaxmemoryPolicy string
+	// EvictingTagSets reports that the policy may evict tag sets and
+	// evicted_keys has grown since this Cache last read it (or is non-zero
+	// at the first reading): invalidation may then miss keys until their
+	// TTL (see the README's "If Redis evicts"). The first time, a warning
+	// is logged.
+	EvictingTagSets bool
 }
 
 // Stats returns the cache's counters and reads INFO from every master. The
@@ -182,12 +191,32 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		s.Server.UsedMemory += infoInt(info, "used_memory")
 		s.Server.EvictedKeys += infoInt(info, "evicted_keys")
 		s.Server.BlockedClients += infoInt(info, "blocked_clients")
+		if s.Server.MaxmemoryPolicy == "" {
+			s.Server.MaxmemoryPolicy = infoString(info, "maxmemory_policy")
+		}
 		return nil
 	})
 	if err != nil {
 		return s, fmt.Errorf("runtime: stats: %w", err)
 	}
+	prev := c.evictedSeen.Swap(s.Server.EvictedKeys)
+	if s.Server.MaxmemoryPolicy != "" && s.Server.MaxmemoryPolicy != "noeviction" && s.Server.EvictedKeys > prev {
+		s.Server.EvictingTagSets = true
+		if !c.evictionWarned.Swap(true) {
+			c.log.Warn("repocache: Redis evicts keys and its policy may evict tag sets: invalidations can then miss keys until their TTL; give Redis more memory",
+				"maxmemory_policy", s.Server.MaxmemoryPolicy, "evicted_keys", s.Server.EvictedKeys)
+		}
+	}
 	return s, nil
+}
+
+func infoString(info, field string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 func infoInt(info, field string) int64 {

@@ -1,0 +1,75 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/redistest"
+	"github.com/repocache/repocache/runtime"
+)
+
+// TestEvictionIsFlagged (issue 10, item 6): on a server whose policy may
+// evict tag sets, once evicted_keys grows, Stats says so and one warning
+// is logged.
+func TestEvictionIsFlagged(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		redistest.Standalone(t).RequireReal(t) // skips, or fails under CI
+	}
+	addr := redistest.ClosedAddr(t)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	for i := 0; client.Ping(ctx).Err() != nil; i++ {
+		if i > 200 {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a process that has no other signal
+	}
+	var logs bytes.Buffer
+	c := runtime.New(client, runtime.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s, err := c.Stats(ctx)
+	if err != nil || s.Server.EvictingTagSets || s.Server.MaxmemoryPolicy != "allkeys-lru" {
+		t.Fatalf("before eviction: %+v, %v", s.Server, err)
+	}
+	big := strings.Repeat("x", 10<<10)
+	for i := range 1000 { // 10 MB into 2 MB
+		if err := runtime.Set(ctx, c, fmt.Sprint("k:", i), big, runtime.TTL(time.Minute), runtime.Tags(fmt.Sprint("t:", i%10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if s, err = c.Stats(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Server.EvictedKeys == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if s, _ = c.Stats(ctx); s.Server.EvictingTagSets {
+		t.Error("EvictingTagSets while evicted_keys did not grow")
+	}
+	if err := runtime.Set(ctx, c, "more", big, runtime.TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = c.Stats(ctx); !s.Server.EvictingTagSets {
+		t.Errorf("EvictingTagSets false with evicted_keys growing (%d) under %s", s.Server.EvictedKeys, s.Server.MaxmemoryPolicy)
+	}
+	if n := strings.Count(logs.String(), "may evict tag sets"); n != 1 {
+		t.Errorf("%d eviction warnings, want 1:\n%s", n, logs.String())
+	}
+}
