@@ -22,7 +22,9 @@ import (
 // the database. Both must be zero.
 //
 // Rows 0-7 have one writer each and are written through (Put); rows 8-11
-// are written by every writer concurrently and invalidated (AfterWrite):
+// are written by every writer concurrently and invalidated (AfterWrite),
+// each with its own tag and the tag "shared", which every such write
+// invalidates, so that invalidations of one tag overlap all the time:
 // write-through of one entity by concurrent writers is ordered by cache
 // arrival, not by commit, which the README documents.
 func TestConsistencyChecker(t *testing.T) {
@@ -49,7 +51,12 @@ func TestConsistencyChecker(t *testing.T) {
 		}
 		key := func(r int) string { return fmt.Sprint("row:", r) }
 		tag := key
+		// The shared rows also carry one tag that every writer of a
+		// shared row invalidates: concurrent invalidations of one tag.
 		rowOpts := func(r int, lock LockMode) []CallOption {
+			if r >= 8 {
+				return []CallOption{TTL(time.Minute), Tags(tag(r), "shared"), Lock(lock)}
+			}
 			return []CallOption{TTL(time.Minute), Tags(tag(r)), Lock(lock)}
 		}
 		listTags := ResultTags(func(l []row) []string {
@@ -85,7 +92,7 @@ func TestConsistencyChecker(t *testing.T) {
 					if r < 8 {
 						Put(ctx, c, key(r), row{r, v}, rowOpts(r, LockLocal)...)
 					} else {
-						c.AfterWrite(ctx, []string{key(r)}, []string{tag(r)})
+						c.AfterWrite(ctx, []string{key(r)}, []string{tag(r), "shared"})
 					}
 					ack(r, v)
 				}
