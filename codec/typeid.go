@@ -23,7 +23,8 @@ var typeIDs sync.Map // reflect.Type -> uint64
 // exported field, or changing its struct tag, changes it. Types that marshal
 // themselves (time.Time, anything implementing json.Marshaler,
 // msgpack.CustomEncoder, encoding.BinaryMarshaler or TextMarshaler) count by
-// name only.
+// name only; time.Time counts with the version of its wire form (see
+// timeFingerprint).
 func TypeID(t reflect.Type) uint64 {
 	if id, ok := typeIDs.Load(t); ok {
 		return id.(uint64)
@@ -54,9 +55,23 @@ func selfMarshaling(t reflect.Type) bool {
 	return false
 }
 
+// timeFingerprint stands for time.Time in a type's description. Msgpack
+// used to store a time without its location, and decoded it in time.Local;
+// it now stores the location (time.go). A frame written by the previous
+// version for a type that holds a time.Time has another type id, and so is
+// a miss (ErrForeign) rather than a hit in the wrong location, both for this
+// version and, during a rolling deploy, for the previous one reading the
+// new frames. (JSON's form of a time did not change: its frames of such
+// types are a miss once, too.)
+const timeFingerprint = "time.Time+location"
+
 func describe(sb *strings.Builder, t reflect.Type, seen map[reflect.Type]bool) {
 	if t == nil {
 		sb.WriteString("nil")
+		return
+	}
+	if t == timeType {
+		sb.WriteString(timeFingerprint)
 		return
 	}
 	if t.Name() != "" {
