@@ -17,6 +17,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -84,10 +85,17 @@ func Marshal[T any](c Codec, v T) ([]byte, error) {
 // Unmarshal decodes a frame written by Marshal[T] with a codec of the same
 // format. Errors match ErrForeign or ErrCorrupt. A panic inside the codec
 // (MessagePack's decoder panics on some malformed input) is an ErrCorrupt.
+//
+// T and *T share a type id (see TypeID): a frame written for a nil *T,
+// decoded as a T that cannot be nil, is an ErrForeign, not a zero T.
 func Unmarshal[T any](c Codec, data []byte) (v T, err error) {
-	payload, err := Payload(c.Format(), reflect.TypeFor[T](), data)
+	t := reflect.TypeFor[T]()
+	payload, err := Payload(c.Format(), t, data)
 	if err != nil {
 		return v, err
+	}
+	if isNil(c.Format(), payload) && !canBeNil(t) {
+		return v, fmt.Errorf("%w: a nil pointer, read as a %v", ErrForeign, t)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -100,6 +108,31 @@ func Unmarshal[T any](c Codec, data []byte) (v T, err error) {
 		return zero, fmt.Errorf("%w: %v: %w", ErrCorrupt, reflect.TypeFor[T](), err)
 	}
 	return v, nil
+}
+
+// isNil reports whether payload is the built-in codec f's encoding of nil.
+func isNil(f Format, payload []byte) bool {
+	switch f {
+	case FormatMsgpack:
+		return len(payload) == 1 && payload[0] == 0xc0
+	case FormatJSON:
+		return string(bytes.TrimSpace(payload)) == "null"
+	}
+	return false
+}
+
+// canBeNil reports whether a nil payload is a value of t: a nil pointer,
+// slice, map or interface, or whatever a type that decodes itself makes of
+// it (but time.Time, which Msgpack refuses to read from a nil).
+func canBeNil(t reflect.Type) bool {
+	if t == timeType {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func:
+		return true
+	}
+	return selfMarshaling(t)
 }
 
 // Payload checks data's header against the format and the type and returns

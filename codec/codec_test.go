@@ -212,8 +212,11 @@ func TestTypeIDTracksLayout(t *testing.T) {
 	if again := id(a{}); first != again {
 		t.Error("id is not stable")
 	}
-	if id(rec{}) == 0 || id(&rec{}) == id(rec{}) {
+	if id(rec{}) == 0 || id(&rec{}) != id(rec{}) {
 		t.Error("recursive type or pointer id is wrong")
+	}
+	if id([]*rec{}) == id([]rec{}) {
+		t.Error("a slice of pointers shares the id of a slice of values")
 	}
 }
 

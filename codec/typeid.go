@@ -25,12 +25,22 @@ var typeIDs sync.Map // reflect.Type -> uint64
 // msgpack.CustomEncoder, encoding.BinaryMarshaler or TextMarshaler) count by
 // name only; time.Time counts with the version of its wire form (see
 // timeFingerprint).
+//
+// A pointer counts as its element: *T, **T and T have one id, so that a
+// value cached as *Post (`post:{id}`) decodes as a Post (`post:{ids[]}`)
+// and back, as both codecs encode a non-nil *T exactly as they encode T
+// (a nil *T decoded as a T is refused by Unmarshal). Only pointers at the
+// top are stripped: []*T and []T, or a field *T and a field T, stay apart.
 func TypeID(t reflect.Type) uint64 {
 	if id, ok := typeIDs.Load(t); ok {
 		return id.(uint64)
 	}
+	e := t
+	for e != nil && e.Kind() == reflect.Pointer {
+		e = e.Elem()
+	}
 	var sb strings.Builder
-	describe(&sb, t, map[reflect.Type]bool{})
+	describe(&sb, e, map[reflect.Type]bool{})
 	h := fnv.New64a()
 	h.Write([]byte(sb.String()))
 	id := h.Sum64()
