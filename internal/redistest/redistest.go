@@ -35,7 +35,8 @@ import (
 
 // Backend is a Redis server or cluster that a test talks to.
 type Backend struct {
-	// Name is "standalone" or "cluster".
+	// Name is "standalone" or "cluster" (or, for a Topology,
+	// "replicated-cluster" or "sentinel").
 	Name string
 	// Client is a client for this test; it is closed when the test ends.
 	Client redis.UniversalClient
@@ -46,8 +47,13 @@ type Backend struct {
 	Embedded bool
 	// Cluster reports a Redis Cluster.
 	Cluster bool
-	// Addrs are the server's (or the cluster's seed) addresses.
+	// Addrs are the server's (or the cluster's seed, or the sentinels')
+	// addresses.
 	Addrs []string
+
+	// The client options of a Topology's backend, for NewClient.
+	clusterOpt  *redis.ClusterOptions
+	failoverOpt *redis.FailoverOptions
 }
 
 // servers holds what this test process started; Main stops it.
@@ -147,9 +153,14 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 func NewClient(t testing.TB, b *Backend) redis.UniversalClient {
 	t.Helper()
 	var c redis.UniversalClient
-	if b.Cluster {
+	switch {
+	case b.failoverOpt != nil:
+		c = redis.NewFailoverClient(copyFailoverOptions(b.failoverOpt))
+	case b.clusterOpt != nil:
+		c = redis.NewClusterClient(copyClusterOptions(b.clusterOpt))
+	case b.Cluster:
 		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
-	} else {
+	default:
 		opt := b.Client.(*redis.Client).Options()
 		c = redis.NewClient(opt)
 	}
