@@ -32,8 +32,10 @@
 //	}
 //
 // Keys: "<prefix>:{<subject>}:sw" (a sorted set, PEXPIRE window after each
-// allowed request) and "<prefix>:{<subject>}:gcra" (a string, expiring when
-// the subject's allowance is full again). The subject is escaped with
+// allowed request), "<prefix>:{<subject>}:gcra" (a string, expiring when
+// the subject's allowance is full again) and "<prefix>:{<subject>}:gcra:req"
+// (the IDs of the subject's last allowed requests, for 30 s, so that a
+// retried script is not counted twice). The subject is escaped with
 // runtime.EscapeKeyPart, so it cannot forge a separator or a hash tag. Two
 // limiters with different limits must have different prefixes.
 //
@@ -135,6 +137,16 @@ func (f clock) arg() string {
 // slidingScript: KEYS[1] the log; ARGV limit, window µs, member, consume
 // ("1" or "0"), now µs or "" for the server's TIME. It returns allowed,
 // remaining, retry-after µs, reset-after µs and now µs.
+//
+// Run twice (go-redis retries a command whose reply timed out after the
+// server ran it): the member is the request's own ID, drawn once per Allow
+// and sent again by the retry, so the second run finds it in the log and
+// answers allowed without adding anything. A request is counted once, and
+// the last allowed request of a window is not denied by its own first run
+// (TestRetriedAllowCountsOnce). A denied first run wrote nothing: the retry
+// decides afresh. Peek writes nothing. There is one step: nothing to
+// interrupt (a client that stops after the script ran has been counted, as
+// a request that was allowed and then not made).
 var slidingScript = redis.NewScript(`
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -148,7 +160,10 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
-if count < limit then
+if ARGV[4] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+	-- this request's own earlier run, whose reply was lost: already counted
+	allowed = 1
+elseif count < limit then
 	allowed = 1
 	if ARGV[4] == '1' then
 		redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
@@ -238,8 +253,29 @@ func result(v []int64, limit int) (Result, error) {
 	}, nil
 }
 
-// gcraScript: KEYS[1] the theoretical arrival time (TAT); ARGV emission
-// interval µs, burst, consume, now µs or "". Same reply as slidingScript.
+// retryMemory is how long GCRA remembers the ID of an allowed request, so
+// that go-redis's retry of its script is not counted again: longer than
+// go-redis's retries with its own defaults (4 attempts of a 3 s read
+// timeout). retryMemoryCap bounds the IDs remembered per subject.
+const (
+	retryMemory    = 30 * time.Second
+	retryMemoryCap = 64
+)
+
+// gcraScript: KEYS[1] the theoretical arrival time (TAT), KEYS[2] the IDs
+// of the subject's recently allowed requests (a sorted set scored by server
+// time); ARGV emission interval µs, burst, consume, now µs or "", request
+// ID, how long IDs are remembered (µs), how many at most. Same reply as
+// slidingScript.
+//
+// Run twice: the retry carries the same request ID and finds it among the
+// recent ones, so it answers allowed from the current TAT without advancing
+// it again; without that, a lost reply spent two cells and denied the
+// subject's last request of a burst (TestRetriedAllowCountsOnce). The IDs
+// are kept for retryMemory and at most retryMemoryCap per subject: a retry
+// that comes later, or after more than that many allowed requests of the
+// same subject, is counted again (one emission interval too much). A denied
+// first run wrote nothing. There is one step: nothing to interrupt.
 var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -252,6 +288,12 @@ else
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
+if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[2], ARGV[5]) then
+	-- this request's own earlier run, whose reply was lost: already counted
+	local remaining = math.floor((now - (tat - burst * interval)) / interval)
+	if remaining < 0 then remaining = 0 end
+	return {1, remaining, 0, tat - now, now}
+end
 local allowAt = tat + interval - burst * interval
 if now < allowAt then
 	return {0, 0, allowAt - now, tat - now, now}
@@ -259,6 +301,11 @@ end
 if ARGV[3] == '1' then
 	tat = tat + interval
 	redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+	local memory = tonumber(ARGV[6])
+	redis.call('ZADD', KEYS[2], string.format('%.0f', now), ARGV[5])
+	redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%.0f', now - memory))
+	redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[7]) - 1)
+	redis.call('PEXPIRE', KEYS[2], math.ceil(memory / 1000))
 end
 local remaining = math.floor((now - (tat - burst * interval)) / interval)
 return {1, remaining, 0, tat - now, now}
@@ -308,8 +355,11 @@ func (g *GCRA) run(ctx context.Context, subject, consume string) (Result, error)
 	if subject == "" {
 		return Result{}, ErrInvalidSubject
 	}
-	v, err := gcraScript.Run(ctx, g.rc, []string{g.cfg.key(subject, "gcra")},
-		g.interval.Microseconds(), g.burst, consume, g.now.arg()).Int64Slice()
+	// The request's ID, sent again by go-redis's retry of the script.
+	id := strconv.FormatUint(rand.Uint64(), 36)
+	v, err := gcraScript.Run(ctx, g.rc, []string{g.cfg.key(subject, "gcra"), g.cfg.key(subject, "gcra:req")},
+		g.interval.Microseconds(), g.burst, consume, g.now.arg(),
+		id, retryMemory.Microseconds(), retryMemoryCap).Int64Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("ratelimit: %w", err)
 	}
