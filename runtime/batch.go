@@ -45,6 +45,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		return load(ctx, ids) // a transaction neither reads nor fills the cache
 	}
 	start := time.Now()
+	c.maybeCheckNodes(start)
 	var raw []*string
 	err := ErrBreakerOpen
 	if c.br.allow() {

@@ -67,6 +67,7 @@ type Cache struct {
 	br      breaker
 	maxTTL  atomic.Int64 // the longest TTL written, for the retry window
 
+	nodes          nodeWatch    // masters' run_ids, on a cluster; see restart.go
 	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
 	evictionWarned atomic.Bool
 

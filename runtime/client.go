@@ -67,6 +67,9 @@ const (
 	// down; one attempt fails at once, and the Cache's circuit breaker
 	// takes over.
 	DefaultDialerRetries = 1
+	// DefaultClusterStateReload is how old a cluster client's slot map may
+	// get before it is read again (go-redis's default is a minute).
+	DefaultClusterStateReload = time.Second
 )
 
 // NewClient builds the process's one Redis client from a URL such as
@@ -103,7 +106,12 @@ func NewClient(rawURL string, opts ...ClientOption) (*Client, error) {
 	case uo.MasterName != "":
 		c.UniversalClient = redis.NewFailoverClient(uo.Failover())
 	case len(uo.Addrs) > 1 || strings.Contains(strings.SplitN(rawURL, "://", 2)[0], "cluster"):
-		c.UniversalClient = redis.NewClusterClient(uo.Cluster())
+		co := uo.Cluster()
+		// go-redis reloads the slot map only after a redirect or once a
+		// minute: a master that died without a word kept failing its slots
+		// for up to a minute after its replica took over.
+		co.ClusterStateReloadInterval = DefaultClusterStateReload
+		c.UniversalClient = redis.NewClusterClient(co)
 	default:
 		c.UniversalClient = redis.NewClient(uo.Simple())
 	}

@@ -72,6 +72,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, l.load)
 	}
 	start := time.Now()
+	c.maybeCheckNodes(start)
 	if !c.br.allow() {
 		// Redis is failing: the source answers at once.
 		c.miss(k, start)

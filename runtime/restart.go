@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// On a cluster a tag's set lives on one master and its keys on others. A
+// master that restarts empty (no persistence) or is replaced (a failover to
+// a replica that had not received the last writes) loses tag sets, and the
+// keys they pointed to on the other masters can no longer be reached by
+// invalidation. So at most once per nodeCheckEvery, triggered by a read
+// (an atomic load on the read path; no goroutine while idle), the Cache
+// reads each master's run_id in the background; when one changed, or a new
+// master appeared, it drops every key of its namespace (InvalidatePattern:
+// SCAN and UNLINK, bounded per command). What such a restart can leave
+// stale is therefore bounded by the time to notice it (nodeCheckEvery plus
+// a round trip, about 1 s) and to drop the namespace, not by the TTL.
+// A standalone server or a Sentinel set keeps a key and its tags on one
+// node, so they are lost together; no check runs there.
+const nodeCheckEvery = time.Second
+
+type nodeWatch struct {
+	next     atomic.Int64 // unix nanoseconds of the next check
+	mu       sync.Mutex
+	runIDs   map[string]string // master address → run_id
+	restarts atomic.Int64
+	flushes  atomic.Int64
+}
+
+// maybeCheckNodes starts a background check of the masters' run_ids when
+// one is due.
+func (c *Cache) maybeCheckNodes(now time.Time) {
+	if !c.perKey {
+		return
+	}
+	next := c.nodes.next.Load()
+	if now.UnixNano() < next || !c.nodes.next.CompareAndSwap(next, now.Add(nodeCheckEvery).UnixNano()) {
+		return
+	}
+	c.background(context.Background(), 5*time.Second, c.checkNodes)
+}
+
+// checkNodes reads every master's run_id and drops the namespace if a
+// master restarted or was replaced since the last check.
+func (c *Cache) checkNodes(ctx context.Context) {
+	var mu sync.Mutex
+	ids := map[string]string{}
+	_ = forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
+		info, err := m.Info(ctx, "server").Result()
+		if err != nil {
+			return err // a failing node: the breaker and the retries deal with it
+		}
+		if id := infoString(info, "run_id"); id != "" {
+			mu.Lock()
+			ids[m.Options().Addr] = id
+			mu.Unlock()
+		}
+		return nil
+	})
+	c.nodes.mu.Lock()
+	first := c.nodes.runIDs == nil
+	if first {
+		c.nodes.runIDs = map[string]string{}
+	}
+	var changed []string
+	for addr, id := range ids {
+		if old, ok := c.nodes.runIDs[addr]; (ok && old != id) || (!ok && !first) {
+			changed = append(changed, addr)
+		}
+		c.nodes.runIDs[addr] = id
+	}
+	c.nodes.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	c.nodes.restarts.Add(int64(len(changed)))
+	c.log.Warn("repocache: a Redis master restarted or was replaced; its tag sets may be lost, so every key of the namespace is dropped",
+		"masters", changed, "namespace", c.ns)
+	if _, err := c.InvalidatePattern(ctx, "*"); err != nil {
+		c.log.Error("repocache: dropping the namespace after a master restart failed; what the lost tag sets pointed to stays until its TTL", "err", err)
+		return
+	}
+	c.nodes.flushes.Add(1)
+}
