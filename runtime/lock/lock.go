@@ -147,9 +147,28 @@ func (c *Client) keys(key string) []string {
 // to max(counter+1, server time in microseconds): strictly increasing while
 // the counter lives, and still larger than any earlier token after it
 // expired, as long as the server clock does not go backwards.
+//
+// Run twice (go-redis retries a command whose reply timed out after the
+// server ran it): the token is drawn once per Obtain, so a lock that holds
+// it is this Obtain's own, set by the first run. The retry then renews the
+// lock's TTL and returns the fence the first run chose, without advancing
+// the counter again; before, it answered "held elsewhere" and the key
+// stayed locked by nobody for its TTL (TestRetriedObtainIsTheCallersOwn).
+// Obtain stopped after the script (its error, or the process dying): the
+// lock expires with its TTL; Obtain deletes it at once on an error, and an
+// unused fence value is only a gap in the counter.
 var obtainScript = redis.NewScript(`
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-	return false
+	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+		return false
+	end
+	-- this Obtain's own earlier run, whose reply was lost
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+	local f = redis.call('GET', KEYS[2])
+	if f then
+		redis.call('PEXPIRE', KEYS[2], ARGV[3])
+		return tonumber(f)
+	end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
