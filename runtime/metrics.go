@@ -119,6 +119,10 @@ type Stats struct {
 	// BreakerSkips the operations it spared.
 	BreakerOpen                bool
 	BreakerOpens, BreakerSkips int64
+	// MasterRestarts counts cluster masters seen restarted or replaced
+	// (their run_id changed, or a new master appeared); NamespaceFlushes
+	// the times the namespace was dropped because of one (restart.go).
+	MasterRestarts, NamespaceFlushes int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any read.
 	HitRatio float64
 	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
@@ -166,6 +170,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		RetriesDropped: c.stats.retriesDropped.Load(), Unrendered: c.stats.unrendered.Load(),
 		BackgroundDropped: c.stats.backgroundDropped.Load(),
 		BreakerOpen:       c.br.open.Load(), BreakerOpens: c.br.opens.Load(), BreakerSkips: c.br.skips.Load(),
+		MasterRestarts: c.nodes.restarts.Load(), NamespaceFlushes: c.nodes.flushes.Load(),
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)
