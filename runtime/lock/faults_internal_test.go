@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -134,6 +135,32 @@ func TestRetriedObtainIsTheCallersOwn(t *testing.T) {
 	}
 	if _, err := c.Obtain(ctx, "job", time.Minute); err != nil {
 		t.Fatalf("Obtain after Release: %v", err)
+	}
+}
+
+// TestRetriedReleaseSucceeds (issue 10): the reply to Release's script is
+// lost after the server deleted the lock; the retry must report the
+// release done, not ErrNotHeld. A second Release by the caller still
+// reports ErrNotHeld.
+func TestRetriedReleaseSucceeds(t *testing.T) {
+	b, px, c := newProxiedLocks(t, 2)
+	ctx := context.Background()
+	l, err := c.Obtain(ctx, "job", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px.lateReply(releaseScript)
+	start := px.proxy.Replies()
+	err = l.Release(ctx)
+	assertRetried(t, px, start)
+	if err != nil {
+		t.Fatalf("retried Release: %v; want nil (the first run released it)", err)
+	}
+	if n := b.Client.Exists(ctx, l.keys[0]).Val(); n != 0 {
+		t.Fatal("the lock is still there")
+	}
+	if err := l.Release(ctx); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("second Release: %v, want ErrNotHeld", err)
 	}
 }
 

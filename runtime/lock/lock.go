@@ -31,7 +31,9 @@
 //
 // Keys: the lock is "<prefix>:{<key>}" and its fencing counter
 // "<prefix>:{<key>}:fence", the key escaped with runtime.EscapeKeyPart so
-// that both share one cluster slot; both always carry a TTL. The client can
+// that both share one cluster slot; both always carry a TTL. A release
+// leaves "<prefix>:{<key>}:released:<token>" for 30 s, so that go-redis's
+// retry of a release that timed out is recognised as done. The client can
 // be a *redis.Client, a *redis.ClusterClient, a failover client or a Ring:
 // anything that implements redis.Scripter.
 //
@@ -178,12 +180,46 @@ redis.call('SET', KEYS[2], string.format('%.0f', f), 'PX', ARGV[3])
 return f
 `)
 
+// releaseScript: KEYS lock, release marker; ARGV token, release ID (drawn
+// once per Release call), marker TTL ms. It deletes the lock if it holds
+// the token and leaves the release ID in the marker for a while.
+//
+// Run twice: the first run deleted the lock, so the second no longer finds
+// the token; it finds its own release ID in the marker instead and reports
+// the release done. Before, a release that succeeded returned ErrNotHeld
+// (TestRetriedReleaseSucceeds). A second Release call has another ID and
+// still gets ErrNotHeld. The marker is "<lock>:released:<token>", one per
+// released lock, and lives releaseMemory. One step: nothing to interrupt;
+// a Release that never ran leaves the lock to expire with its TTL.
 var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	redis.call('DEL', KEYS[1])
+	redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+	return 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+	return 1
+end
+return 0
+`)
+
+// releaseMemory is how long a release marker lives: longer than go-redis's
+// retries with its own defaults (4 attempts of a 3 s read timeout).
+const releaseMemory = 30 * time.Second
+
+// dropScript deletes the lock if it holds the token: Obtain's cleanup after
+// an error, where the result does not matter. Run twice, it deletes nothing
+// the second time.
+var dropScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
 	return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
+
+// refreshScript extends the lock and its counter if the lock holds the
+// token. Run twice, it extends them twice from nearly the same moment:
+// both runs succeed (TestRetriedRefreshSucceeds). One step.
 
 var refreshScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -194,6 +230,7 @@ end
 return 0
 `)
 
+// ttlScript reads the lock's PTTL if it holds the token: read only.
 var ttlScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
 	return redis.call('PTTL', KEYS[1])
@@ -299,7 +336,7 @@ func (c *Client) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 func (c *Client) cleanup(ctx context.Context, keys []string, token string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = releaseScript.Run(ctx, c.rc, keys[:1], token).Err()
+	_ = dropScript.Run(ctx, c.rc, keys[:1], token).Err()
 }
 
 func newToken() (string, error) {
@@ -383,7 +420,12 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 func (l *Lock) Release(ctx context.Context) error {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.watchDone
-	n, err := releaseScript.Run(ctx, l.c.rc, l.keys[:1], l.token).Int()
+	id, err := newToken()
+	if err != nil {
+		return err
+	}
+	n, err := releaseScript.Run(ctx, l.c.rc, []string{l.keys[0], l.keys[0] + ":released:" + l.token},
+		l.token, id, releaseMemory.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("lock: release %q: %w", l.key, err)
 	}
