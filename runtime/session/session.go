@@ -279,14 +279,32 @@ local function write(key, user, data, idle, abs)
 end
 `
 
+// createScript: KEYS session; ARGV user, data, idle ms, absolute ms. Run
+// twice, it writes the same fields again (the absolute expiry counted from
+// the second run, a few hundred milliseconds later).
 var createScript = redis.NewScript(serverNow + writeSession + `
 return write(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 `)
 
 // regenerateScript: KEYS old, new; ARGV as createScript. Nothing when the
 // old session is gone.
+//
+// Run twice (go-redis retries a command whose reply timed out after the
+// server ran it): the first run deleted the old session, so the second
+// finds it gone; but the new ID is fresh and random, drawn once per
+// Regenerate, so a session under it can only be this call's own first run:
+// the retry returns its times. Before, the retry answered "not found", the
+// caller lost the old session and never got the new one, which stayed
+// alive and unlisted (TestRetriedRegenerateKeepsTheSession).
 var regenerateScript = redis.NewScript(serverNow + writeSession + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	local v = redis.call('HMGET', KEYS[2], 'c', 'a')
+	if v[1] and v[2] then
+		-- this Regenerate's own earlier run, whose reply was lost
+		return {tonumber(v[1]), tonumber(v[2])}
+	end
+	return false
+end
 redis.call('DEL', KEYS[1])
 return write(KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 `)
