@@ -144,6 +144,38 @@ func TestRetriedRegenerateKeepsTheSession(t *testing.T) {
 	}
 }
 
+// TestTimedOutWriteLeavesNoSession (issue 10, retries off): the reply to
+// the write is lost and not retried; Create and Regenerate return the
+// error, and must not leave behind a live session whose ID nobody got
+// (and that, after a Regenerate, the user's index no longer lists).
+func TestTimedOutWriteLeavesNoSession(t *testing.T) {
+	for _, op := range []string{"create", "regenerate"} {
+		t.Run(op, func(t *testing.T) {
+			b, px, s := newProxiedStore(t, -1)
+			ctx := context.Background()
+			var err error
+			if op == "create" {
+				px.lateReply(createScript)
+				_, err = s.Create(ctx, "ada", "data")
+			} else {
+				old, cerr := s.Create(ctx, "ada", "data")
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				px.lateReply(regenerateScript)
+				_, err = s.Regenerate(ctx, old)
+			}
+			if err == nil {
+				t.Fatal("the write succeeded: the late reply did not time out")
+			}
+			time.Sleep(200 * time.Millisecond) // the late reply has arrived; the server ran the script
+			if keys := sessionKeys(t, b); len(keys) != 0 {
+				t.Fatalf("%s returned %v but left sessions %q", op, err, keys)
+			}
+		})
+	}
+}
+
 // TestRetriedReadsAndWritesAreIdempotent (issue 10): Create, Get, Update
 // and Delete run twice give the caller the answer of one run.
 func TestRetriedReadsAndWritesAreIdempotent(t *testing.T) {

@@ -361,7 +361,11 @@ return redis.call('ZRANGE', KEYS[1], 0, n - max - 1)
 `)
 
 // Create starts a session for userID (empty for an anonymous session) with
-// data. Any error means no session was created.
+// data. Any error means no session was created: if the write ran but its
+// reply was lost, Create deletes the session before it returns (unless
+// Redis is down; the session then stays listed in the user's index, for
+// DeleteAllForUser, and expires after the idle TTL, its ID known to
+// nobody).
 func (s *Store[T]) Create(ctx context.Context, userID string, data T) (*Session[T], error) {
 	id, err := newID("")
 	if err != nil {
@@ -380,6 +384,7 @@ func (s *Store[T]) write(ctx context.Context, old, id, userID string, data T) (*
 	r := s.ref(id)
 	if userID != "" {
 		if err := s.indexAdd(ctx, userID, r.member); err != nil {
+			s.abandon(ctx, userID, r)
 			return nil, err
 		}
 		if s.afterIndex != nil {
@@ -393,10 +398,15 @@ func (s *Store[T]) write(ctx context.Context, old, id, userID string, data T) (*
 	} else {
 		times, err = regenerateScript.Run(ctx, s.rc, []string{s.ref(old).key, r.key}, args...).Int64Slice()
 		if errors.Is(err, redis.Nil) {
+			s.abandon(ctx, userID, r)
 			return nil, ErrNotFound
 		}
 	}
 	if err != nil {
+		// The script may have run before the error (its reply lost to a
+		// timeout, go-redis's retries used up or off): a session whose ID
+		// the caller never gets must not stay, least of all unlisted.
+		s.abandon(ctx, userID, r)
 		return nil, fmt.Errorf("session: write: %w", err)
 	}
 	if userID != "" && s.afterWrite != nil {
@@ -546,10 +556,7 @@ func (s *Store[T]) Regenerate(ctx context.Context, sess *Session[T]) (*Session[T
 	}
 	next, err := s.write(ctx, sess.ID, id, sess.UserID, sess.Data)
 	if err != nil {
-		if sess.UserID != "" {
-			s.unindex(ctx, sess.UserID, s.ref(id).member)
-		}
-		return nil, err
+		return nil, err // write cleaned up after itself
 	}
 	if oldUser != "" {
 		s.unindex(ctx, oldUser, s.ref(sess.ID).member)
@@ -566,6 +573,23 @@ func (s *Store[T]) userOf(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("session: get: %w", err)
 	}
 	return u, nil
+}
+
+// abandon undoes what a failed write may have done: it deletes the new
+// session (which may exist if the write's reply was lost) and then its
+// index entry. If the delete fails, the entry stays, so that
+// DeleteAllForUser can still revoke the session. It runs even when ctx has
+// ended, for a second at most.
+func (s *Store[T]) abandon(ctx context.Context, userID string, r ref) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := s.rc.Del(ctx, r.key).Err(); err != nil {
+		s.log.Warn("session: delete after a failed write failed; the session stays listed", "err", err)
+		return
+	}
+	if userID != "" {
+		s.unindex(ctx, userID, r.member)
+	}
 }
 
 // unindex removes a member from a user's index; a failure leaves an entry
