@@ -208,14 +208,38 @@ return 1
 
 // deadLetterScript acknowledges the message and, if it was still pending,
 // copies it to the dead-letter stream, atomically: each message is
-// dead-lettered at most once per group.
+// dead-lettered at most once per group. It returns 1 when this consumer
+// dead-lettered it.
+//
+// Run twice (go-redis retries a command whose reply timed out after the
+// server ran it): the second XACK finds the message acknowledged already,
+// so the script looks among the last dead letters for the one its first
+// run wrote (same message, group and consumer) and returns 1 again; before,
+// it returned 0 and the move went unreported: no hook, no counter, no log
+// (TestRetriedDeadLetterIsReported). deadLetterLookback bounds the search:
+// a retry that comes after that many other dead letters of the stream is
+// reported by nobody. One step: nothing to interrupt; a worker that stops
+// before it leaves the message pending, to be reclaimed and moved again.
 var deadLetterScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+	for _, e in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[9])) do
+		local f, v = e[2], {}
+		for i = 1, #f, 2 do v[f[i]] = f[i + 1] end
+		if v['id'] == ARGV[2] and v['group'] == ARGV[1] and v['consumer'] == ARGV[6] then
+			return 1 -- this consumer's own earlier run, whose reply was lost
+		end
+	end
+	return 0
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'payload', ARGV[3], 'id', ARGV[2],
 	'group', ARGV[1], 'deliveries', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
 return 1
 `)
+
+// deadLetterLookback is how many of the latest dead letters a retried
+// deadLetterScript searches for its own.
+const deadLetterLookback = 100
 
 func (w *Worker) ensureGroup(ctx context.Context) error {
 	if err := ensureGroupScript.Run(ctx, w.rc, []string{w.keys.stream}, w.group, w.cfg.startID, w.cfg.ttl.Milliseconds()).Err(); err != nil {
@@ -452,7 +476,7 @@ func (w *Worker) autoclaim(ctx context.Context, cursor string) ([]Message, strin
 
 func (w *Worker) deadLetter(ctx context.Context, m Message, cause error) {
 	ok, err := deadLetterScript.Run(ctx, w.rc, []string{w.keys.stream, w.keys.dlq}, w.group, m.ID, m.Payload,
-		m.Deliveries, cause.Error(), w.cfg.consumer, w.cfg.maxLen, w.cfg.ttl.Milliseconds()).Int()
+		m.Deliveries, cause.Error(), w.cfg.consumer, w.cfg.maxLen, w.cfg.ttl.Milliseconds(), deadLetterLookback).Int()
 	if err != nil {
 		// Still pending: it comes back through reclaim, and goes here again.
 		w.cfg.log.Warn("stream: dead-letter failed", "stream", w.keys.stream, "id", m.ID, "err", err)
