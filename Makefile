@@ -8,7 +8,7 @@ BENCHCOUNT ?= 10
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: demo test lint fuzz bench bench-compare generate check-generate
+.PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table
 
 ## demo: the main job: generate, then run the workspaces example on the
 ## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
@@ -44,6 +44,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd internal/benchcmp && $(GO) vet ./...
+
+## faults-table: rerun the fault suite (its own servers: a cluster with
+## replicas, Sentinel, a fault proxy) and write its figures to
+## internal/faults/RESULTS.md; make test runs the same suite
+faults-table:
+	FAULTS_TABLE=$(CURDIR)/internal/faults/RESULTS.md $(GO) test -count=1 -run '^TestFaults$$' -v ./internal/faults/
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
