@@ -71,14 +71,10 @@ func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 
 // lateReply makes the reply to the next run of script arrive after the
 // client's read timeout: the server has run it, go-redis runs it again.
-func (px *proxied) lateReply(script *redis.Script) { px.lateCommand("evalsha", script.Hash()) }
-
-// lateCommand does the same for the next command name (with first
-// argument arg, if not empty).
-func (px *proxied) lateCommand(name, arg string) {
+func (px *proxied) lateReply(script *redis.Script) {
 	var once atomic.Bool
-	f := func(n, a string) {
-		if n == name && (arg == "" || a == arg) && !once.Swap(true) {
+	f := func(name, arg string) {
+		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
 			px.proxy.DelayNext(1, 350*time.Millisecond)
 		}
 	}
@@ -143,4 +139,44 @@ func TestRetriedDeadLetterIsReported(t *testing.T) {
 	if n := b.Client.XLen(context.Background(), dlq).Val(); n != 1 {
 		t.Fatalf("%d dead letters, want 1", n)
 	}
+}
+
+// TestRetriedReclaimRunsTheRetry (issue 10): the reply to the claim (an
+// XCLAIM, now reclaimScript) that takes a failed message back for its
+// retry is lost after the server ran it; a second XCLAIM finds the message
+// idle for less than the backoff and claims nothing. The retry must still run after its backoff,
+// not wait for the min idle time (a minute here) and another autoclaim.
+func TestRetriedReclaimRunsTheRetry(t *testing.T) {
+	b := redistest.Standalone(t)
+	px := newProxied(t, b, 2, ensureGroupScript, deadLetterScript, reclaimScript)
+	var calls, done atomic.Int64
+	w, err := NewWorker(px.client, "jobs", "g", func(_ context.Context, m Message) error {
+		if calls.Add(1) == 1 {
+			px.lateReply(reclaimScript)
+			return errors.New("first delivery fails")
+		}
+		if m.Deliveries != 2 {
+			t.Errorf("second run: Deliveries = %d, want 2", m.Deliveries)
+		}
+		done.Add(1)
+		return nil
+	}, WithPrefix(b.Namespace), WithLogger(quiet), WithMaxDeliveries(5), WithBlock(50*time.Millisecond),
+		// The backoff outlasts the read timeout, as the defaults (1 s, 500 ms) do.
+		WithRetryBackoff(300*time.Millisecond, 400*time.Millisecond), WithMinIdle(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, w)
+	p, err := NewProducer(b.Client, "jobs", WithPrefix(b.Namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed message was not retried after its backoff", 3*time.Second, func() bool { return done.Load() == 1 })
+	ctx := context.Background()
+	waitFor(t, "the message is still pending", time.Second, func() bool {
+		return b.Client.XPending(ctx, b.Namespace+":{jobs}", "g").Val().Count == 0
+	})
 }
