@@ -310,7 +310,8 @@ return write(KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 `)
 
 // touchScript: KEYS session; ARGV idle ms. It returns {user, data, created,
-// absolute} and renews the idle TTL, or nothing.
+// absolute} and renews the idle TTL, or nothing. Run twice, it renews the
+// TTL twice and returns the same fields. One step.
 var touchScript = redis.NewScript(serverNow + `
 local v = redis.call('HMGET', KEYS[1], 'u', 'd', 'c', 'a')
 if not v[4] then return false end
@@ -323,7 +324,10 @@ redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
 return v
 `)
 
-// updateScript: KEYS session; ARGV data, idle ms. 1 if written.
+// updateScript: KEYS session; ARGV data, idle ms. 1 if written. Run twice,
+// it writes the same data again and returns 1; if another Update of the
+// session landed between the two runs, the retry overwrites it (last
+// writer wins, as with a late request). One step.
 var updateScript = redis.NewScript(serverNow + `
 local a = tonumber(redis.call('HGET', KEYS[1], 'a'))
 if not a or a <= now then return 0 end
@@ -332,7 +336,11 @@ redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), a - now))
 return 1
 `)
 
-// deleteScript: KEYS session. It returns the user, or nothing.
+// deleteScript: KEYS session. It returns the user, or nothing. Run twice,
+// the second run finds nothing and returns nothing: Delete still returns
+// nil, but skips removing the index entry, which then points to nothing
+// and expires with the index (or goes first when the bound is reached).
+// Delete stopped after the script: the same dangling entry.
 var deleteScript = redis.NewScript(`
 local u = redis.call('HGET', KEYS[1], 'u')
 redis.call('DEL', KEYS[1])
@@ -345,6 +353,13 @@ return u
 // scores is the order of creation),
 // makes the index expire with its last entry and returns the members beyond
 // the bound, oldest first, for the caller to delete.
+//
+// Run twice, the member is re-scored (still the newest) and the same
+// members beyond the bound are returned, as they are deleted only after the
+// reply. The write after it (indexAdd, then the session script, then the
+// ZSCORE check) is safe to stop at each step: a listed entry without a
+// session points to nothing; the sessions beyond the bound are deleted
+// before they are unlisted, so a stop leaves them listed and revocable.
 var indexAddScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -622,6 +637,11 @@ func (s *Store[T]) Delete(ctx context.Context, id string) error {
 
 // DeleteAllForUser ends every session of userID (password reset, account
 // deletion, "log out everywhere") and returns how many there were.
+//
+// Each step (ZRANGE, the UNLINKs, ZREM, the UNLINKs again) is idempotent;
+// a retried UNLINK pipeline counts the sessions it deleted the first time
+// as none, so the count can be low after a lost reply. Stopped between
+// steps, it leaves the remaining sessions listed: the next call ends them.
 func (s *Store[T]) DeleteAllForUser(ctx context.Context, userID string) (int, error) {
 	if userID == "" {
 		return 0, fmt.Errorf("%w: empty user ID", ErrInvalidConfig)

@@ -107,6 +107,11 @@ func NewProducer(rc redis.UniversalClient, name string, opts ...Option) (*Produc
 
 // Add appends payload to the stream, trimming it to about the max length
 // and renewing its TTL in the same MULTI, and returns the message ID.
+//
+// When the reply is lost after the server ran the MULTI, go-redis runs it
+// again and the message is added twice, under two IDs (the caller gets the
+// second); with retries off, Add returns the error and the message may be
+// there. Delivery is at least once: handlers must be idempotent.
 func (p *Producer) Add(ctx context.Context, payload []byte) (string, error) {
 	if len(payload) > p.cfg.maxPayload {
 		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrPayloadTooLarge, len(payload), p.cfg.maxPayload)
@@ -194,7 +199,8 @@ func (w *Worker) Stats() WorkerStats {
 }
 
 // ensureGroupScript creates the group (and the stream) if needed, and
-// gives a stream created here its TTL.
+// gives a stream created here its TTL. Run twice, the second run finds the
+// group (BUSYGROUP, ignored) and the TTL set. One step.
 var ensureGroupScript = redis.NewScript(`
 local r = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM')
 if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP') then
@@ -492,6 +498,14 @@ func xMessages(v []any) ([]redis.XMessage, error) {
 
 // autoclaim takes over messages idle for the min idle time from any
 // consumer, with their delivery counts.
+//
+// XAUTOCLAIM run twice (a lost reply): the second run no longer sees the
+// messages the first claimed (their idle time was reset), so they stay
+// pending with this consumer, one delivery counted, until the next
+// autoclaim after WithMinIdle: late, not lost. The same holds for an
+// XREADGROUP whose reply is lost, and for a worker that stops between a
+// read and the acknowledgement. A retried XACK acknowledges nothing more
+// and its result is not used.
 func (w *Worker) autoclaim(ctx context.Context, cursor string) ([]Message, string, error) {
 	xs, next, err := w.rc.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: w.keys.stream, Group: w.group,
 		Consumer: w.cfg.consumer, MinIdle: w.cfg.minIdle, Start: cursor, Count: int64(w.cfg.batch)}).Result()
