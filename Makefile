@@ -49,7 +49,7 @@ lint:
 ## replicas, Sentinel, a fault proxy) and write its figures to
 ## internal/faults/RESULTS.md; make test runs the same suite
 faults-table:
-	FAULTS_TABLE=$(CURDIR)/internal/faults/RESULTS.md $(GO) test -count=1 -run '^TestFaults$$' -v ./internal/faults/
+	FAULTS_TABLE=$(CURDIR)/internal/faults/RESULTS.md $(GO) test -count=1 -run '^(TestEvictionLeavesStaleEntries|TestFaults)$$' -v ./internal/faults/
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
