@@ -53,6 +53,7 @@ type Cache struct {
 	client  redis.UniversalClient
 	perKey  bool // keys of one command may live in different slots: one command per key
 	ns      string
+	dbID    string // see WithDatabase
 	prefix  string // ns + ":"
 	codec   codec.Codec
 	log     *slog.Logger
@@ -98,6 +99,17 @@ func WithNamespace(ns string) Option {
 			c.ns = escapeNamespace(ns)
 		}
 	}
+}
+
+// WithDatabase names the database the cached values come from (a host and
+// database name, say; orm.Identity derives one from a database URL). It
+// becomes part of the namespace, "<namespace>:@<database>" (still under
+// "<namespace>:", so an ACL key pattern for the namespace covers it), so that caches
+// of different databases that share a namespace and a Redis (one database
+// per test, or per tenant) never serve each other's rows. The default is
+// none: the namespace alone, which must then be one database's.
+func WithDatabase(id string) Option {
+	return func(c *Cache) { c.dbID = id }
 }
 
 // WithCodec sets the value codec; the default is codec.Msgpack.
@@ -181,6 +193,9 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.dbID != "" {
+		c.ns += ":@" + escapeNamespace(c.dbID)
 	}
 	c.prefix = c.ns + ":"
 	_, single := unwrapClient(client).(*redis.Client)

@@ -481,3 +481,23 @@ func TestValueStoredAfterCallerLeft(t *testing.T) {
 		t.Fatal("the loaded value was not stored after the caller's context ended")
 	}
 }
+
+// TestDatabaseIdentitySeparatesCaches (issue 11, item 10): two services on
+// different databases that share a namespace must not read each other's
+// rows.
+func TestDatabaseIdentitySeparatesCaches(t *testing.T) {
+	b := redistest.Standalone(t)
+	ctx := context.Background()
+	a := newCache(b, runtime.WithDatabase("postgres://db1/app"))
+	other := newCache(b, runtime.WithDatabase("postgres://db2/app"))
+	if err := runtime.Set(ctx, a, "user:1", "ann of db1", runtime.TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := runtime.GetCached(ctx, other, "user:1", func(context.Context) (string, error) { return "bob of db2", nil }, runtime.TTL(time.Minute))
+	if err != nil || v != "bob of db2" {
+		t.Fatalf("the second database's cache read %q, %v: it served the first database's row", v, err)
+	}
+	if got, want := a.RedisKey("k"), b.Namespace+":@postgres://db1/app:k"; got != want {
+		t.Errorf("RedisKey = %q, want %q", got, want)
+	}
+}

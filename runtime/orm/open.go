@@ -1,7 +1,10 @@
 package orm
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/glebarez/sqlite"
@@ -51,6 +54,33 @@ func Open(url string, opts ...gorm.Option) (*gorm.DB, string, error) {
 		sqlDB.SetMaxOpenConns(1)
 	}
 	return db, driver, nil
+}
+
+// Identity returns a name for the database at url, for runtime.WithDatabase:
+// the scheme, host and database of a PostgreSQL URL (no user, password or
+// options), the path of a SQLite file, and for the empty URL (a private
+// in-memory SQLite database) a name unique to this call, since no other
+// process can share that database.
+func Identity(url string) string {
+	switch {
+	case url == "":
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return "sqlite-memory-" + hex.EncodeToString(b[:])
+	case strings.Contains(url, "://"):
+		scheme, rest, _ := strings.Cut(url, "://")
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		rest, _, _ = strings.Cut(rest, "?")
+		return scheme + "://" + rest
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "file:")
+	path, _, _ = strings.Cut(path, "?")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return "sqlite:" + path
 }
 
 func redact(url string) string {

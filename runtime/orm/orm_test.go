@@ -3,6 +3,7 @@ package orm_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,4 +230,24 @@ func TestTransactionAfterCommit(t *testing.T) {
 			t.Fatal("the rolled-back update is visible")
 		}
 	})
+}
+
+func TestIdentity(t *testing.T) {
+	for url, want := range map[string]string{
+		"postgres://app:secret@db.internal:5432/shop?sslmode=disable": "postgres://db.internal:5432/shop",
+		"postgresql://db/shop": "postgresql://db/shop",
+	} {
+		if got := orm.Identity(url); got != want {
+			t.Errorf("Identity(%q) = %q, want %q", url, got, want)
+		}
+	}
+	if got := orm.Identity("sqlite:/tmp/x.db?_pragma=1"); got != "sqlite:/tmp/x.db" {
+		t.Errorf("sqlite file: %q", got)
+	}
+	if a, b := orm.Identity(""), orm.Identity(""); a == b || !strings.HasPrefix(a, "sqlite-memory-") {
+		t.Errorf("in-memory identities %q and %q: want distinct, since each is its own database", a, b)
+	}
+	if strings.Contains(orm.Identity("postgres://u:hunter2@h/db"), "hunter2") {
+		t.Error("identity leaks the password")
+	}
 }

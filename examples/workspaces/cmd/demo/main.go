@@ -96,7 +96,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if os.Getenv("REDIS_URL") != "" {
 		ns = "app:demo:" + fmt.Sprint(time.Now().UnixNano()) // never mix with another run's keys
 	}
-	cache := runtime.New(client, runtime.WithNamespace(ns), runtime.WithLogger(logger), runtime.WithMetrics(rec))
+	// The database's identity is part of the namespace: two demos on two
+	// databases that share a Redis never serve each other's rows.
+	cache := runtime.New(client, runtime.WithNamespace(ns), runtime.WithDatabase(orm.Identity(os.Getenv("DATABASE_URL"))),
+		runtime.WithLogger(logger), runtime.WithMetrics(rec))
 	defer func() { _, _ = cache.InvalidatePattern(context.Background(), "*") }()
 	repo := workspaces.NewRepositoryCache(store, cache)
 	ids, err := seed(ctx, store)
