@@ -205,3 +205,26 @@ func TestSlowServerIsNoReconnect(t *testing.T) {
 		t.Fatalf("Reconnects = %d after three stalls of a server that never went down, want 0", n)
 	}
 }
+
+// TestGoRedisLogsThroughSlog (issue 10, defect 4): go-redis's own lines
+// ("failed to dial ...") reach the configured logger, rate limited, instead
+// of standard error.
+func TestGoRedisLogsThroughSlog(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	client, err := runtime.NewClient("redis://"+redistest.ClosedAddr(t)+"/0?max_retries=-1", runtime.WithClientLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for range 20 {
+		_ = client.Ping(context.Background()).Err()
+	}
+	out := logs.String()
+	if !strings.Contains(out, "go-redis: ") {
+		t.Fatalf("no go-redis line reached the logger:\n%s", out)
+	}
+	if n := strings.Count(out, "go-redis: "); n > 2 {
+		t.Errorf("%d go-redis lines for 20 failed pings within a second: want them rate limited", n)
+	}
+}
