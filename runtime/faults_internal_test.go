@@ -307,3 +307,65 @@ func TestHungRedisLeavesTheLoaderTime(t *testing.T) {
 		t.Fatalf("GetCached with Redis hung = %q, %v; want the loader's answer within the deadline", v, err)
 	}
 }
+
+// TestRetriedScriptsEndWell: each remaining single-command script of the
+// read path has its reply delayed past the timeout once, so that go-redis
+// runs it a second time; the operation must still end as it should.
+func TestRetriedScriptsEndWell(t *testing.T) {
+	ctx := context.Background()
+	t.Run("refresh lock", func(t *testing.T) {
+		b := redistest.Standalone(t)
+		px := newProxied(t, b, 2)
+		if err := refreshLockScript.Load(ctx, px.c.client).Err(); err != nil {
+			t.Fatal(err)
+		}
+		writeStale(t, px.c, "k", "old")
+		px.lateReply(refreshLockScript)
+		v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "new", nil }, TTL(time.Minute), SWR(time.Minute))
+		if err != nil || v != "old" {
+			t.Fatalf("stale read = %q, %v; want the stale value at once", v, err)
+		}
+		if err := px.c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v, _ = GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "newer", nil }, TTL(time.Minute), SWR(time.Minute))
+		if v != "new" {
+			t.Fatalf("after the refresh the key serves %q, want %q: the retried refresh lock took itself for another refresher", v, "new")
+		}
+	})
+	t.Run("keepalive", func(t *testing.T) {
+		b := redistest.Standalone(t)
+		px := newProxied(t, b, 2, WithLockTTL(300*time.Millisecond))
+		if err := keepaliveScript.Load(ctx, px.c.client).Err(); err != nil {
+			t.Fatal(err)
+		}
+		px.lateReply(keepaliveScript)
+		v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) {
+			time.Sleep(700 * time.Millisecond) // a load that needs its lease kept alive
+			return "v", nil
+		}, TTL(time.Minute))
+		if err != nil || v != "v" {
+			t.Fatal(v, err)
+		}
+		if err := px.c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := b.Client.Get(ctx, b.Key("k")).Result(); parseEntry(got).kind != kindValue {
+			t.Fatalf("the long load was not stored (key holds %q): its lease lapsed", got)
+		}
+	})
+	t.Run("release", func(t *testing.T) {
+		b := redistest.Standalone(t)
+		px := newProxied(t, b, 2)
+		px.lateReply(releaseScript)
+		if _, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "", errors.New("boom") }, TTL(time.Minute)); err == nil {
+			t.Fatal("no error")
+		}
+		if err := px.c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := b.Client.Exists(ctx, b.Key("k")).Val(); n != 0 {
+			t.Fatal("the failed load's placeholder is still there after a retried release")
+		}
+	})
+}
