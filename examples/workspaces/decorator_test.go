@@ -3,31 +3,30 @@ package workspaces
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 
 	"go.uber.org/mock/gomock"
 
 	"github.com/repocache/repocache/internal/redistest"
-	"github.com/repocache/repocache/runtime"
+	"github.com/repocache/repocache/runtime/cachetest"
 	"github.com/repocache/repocache/runtime/orm"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+// The decorator tests use the public test kit; the HTTP tests, which also
+// run on a Redis Cluster, use the internal harness.
+func TestMain(m *testing.M) { cachetest.Main(m, redistest.Stop) }
 
 // newDecorated returns the generated decorator around a gomock repository,
-// on a real Redis.
-func newDecorated(t *testing.T) (*RepositoryCache, *MockRepository, *runtime.Cache) {
+// on a real Redis, with a namespace of the test's own.
+func newDecorated(t *testing.T) (*RepositoryCache, *MockRepository, *cachetest.Cache) {
 	t.Helper()
-	b := redistest.Standalone(t)
-	ctrl := gomock.NewController(t)
-	mock := NewMockRepository(ctrl)
-	c := runtime.New(b.Client, runtime.WithNamespace(b.Namespace), runtime.WithLogger(slog.New(slog.DiscardHandler)))
-	return NewRepositoryCache(mock, c), mock, c
+	c := cachetest.New(t)
+	mock := NewMockRepository(gomock.NewController(t))
+	return NewRepositoryCache(mock, c.Cache), mock, c
 }
 
 func TestDecoratorLoadsOnceThenHits(t *testing.T) {
-	repo, mock, _ := newDecorated(t)
+	repo, mock, c := newDecorated(t)
 	ctx := context.Background()
 	mock.EXPECT().FindWorkspace(gomock.Any(), int64(1)).Return(&Workspace{ID: 1, Name: "Acme"}, nil).Times(1)
 	for range 3 {
@@ -36,6 +35,7 @@ func TestDecoratorLoadsOnceThenHits(t *testing.T) {
 			t.Fatalf("got %+v, %v", ws, err)
 		}
 	}
+	c.AssertCounts(t, cachetest.Counts{Misses: 1, Loads: 1, Sets: 1, Hits: 2})
 }
 
 func TestDecoratorDoesNotCacheErrors(t *testing.T) {
@@ -98,18 +98,22 @@ func TestDecoratorWritesThroughOnUpdate(t *testing.T) {
 }
 
 func TestDecoratorInvalidatesOnDelete(t *testing.T) {
-	repo, mock, _ := newDecorated(t)
+	repo, mock, c := newDecorated(t)
 	ctx := context.Background()
 	mock.EXPECT().FindProject(gomock.Any(), int64(3)).Return(&Project{ID: 3, WorkspaceID: 1}, nil).Times(2)
 	mock.EXPECT().ListProjects(gomock.Any(), int64(1)).Return([]Project{{ID: 3, WorkspaceID: 1}}, nil).Times(2)
 	mock.EXPECT().DeleteProject(gomock.Any(), int64(1), int64(3)).Return(nil)
 	_, _ = repo.FindProject(ctx, 3)
 	_, _ = repo.ListProjects(ctx, 1)
+	c.Reset()
 	if err := repo.DeleteProject(ctx, 1, 3); err != nil {
 		t.Fatal(err)
 	}
+	// The project's key, and the list through the project's tag.
+	c.AssertCounts(t, cachetest.Counts{Invalidated: 2})
 	_, _ = repo.FindProject(ctx, 3)
 	_, _ = repo.ListProjects(ctx, 1)
+	c.AssertCounts(t, cachetest.Counts{Invalidated: 2, Misses: 2, Loads: 2, Sets: 2})
 }
 
 func TestDecoratorDoesNotInvalidateAfterAFailedWrite(t *testing.T) {
