@@ -1,7 +1,10 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,7 +54,10 @@ type account struct {
 // TestJoinedCallersGetTheirOwnValue (issue 11, bug 3): callers that join
 // one load must not share its pointer, nor the slices inside it.
 func TestJoinedCallersGetTheirOwnValue(t *testing.T) {
-	b := redistest.Standalone(t)
+	redistest.Each(t, testJoinedCallersGetTheirOwnValue)
+}
+
+func testJoinedCallersGetTheirOwnValue(t *testing.T, b *redistest.Backend) {
 	c := quietCache(b)
 	ctx := context.Background()
 	joined := make(chan struct{})
@@ -116,4 +122,41 @@ func TestBrokenEntriesAreRepaired(t *testing.T) {
 			}
 		}
 	})
+}
+
+type cyclic struct {
+	Name string
+	Next *cyclic
+}
+
+// TestEncodeFailuresAreCountedAndQuiet (issue 10, defect 7): a value that
+// cannot be encoded is returned uncached, counted each time, and logged at
+// most once a second; a Put of one is logged and counted too.
+func TestEncodeFailuresAreCountedAndQuiet(t *testing.T) {
+	b := redistest.Standalone(t)
+	var logs bytes.Buffer
+	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	ctx := context.Background()
+	loop := &cyclic{Name: "a"}
+	loop.Next = loop
+	for range 5 {
+		v, err := GetCached(ctx, c, "loop", func(context.Context) (*cyclic, error) { return loop, nil }, TTL(time.Minute))
+		if err != nil || v != loop {
+			t.Fatalf("GetCached = %v, %v; want the loaded value", v, err)
+		}
+	}
+	Put(ctx, c, "loop", loop, TTL(time.Minute))
+	if err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Stats(ctx)
+	if s.EncodeErrors != 6 {
+		t.Errorf("EncodeErrors = %d, want 6 (five reads and a put)", s.EncodeErrors)
+	}
+	if n := strings.Count(logs.String(), "encode failed"); n != 1 {
+		t.Errorf("%d encode-failure lines for 6 failures within a second, want 1:\n%s", n, logs.String())
+	}
+	if s.Errors != 0 {
+		t.Errorf("encode failures counted as Redis errors: %d", s.Errors)
+	}
 }
