@@ -161,7 +161,7 @@ func securityWorkload(t *testing.T, c *runtime.Cache, errs *redisErrors) {
 		}
 	}
 	if loads != 1 {
-		t.Fatalf("loads = %d after a miss and a hit", loads)
+		t.Fatalf("loads = %d after a miss and a hit; Redis errors: %q", loads, errs.list())
 	}
 	// lock=distributed, a load longer than the lease's keep-alive period.
 	slow := func(context.Context) (secProject, error) {
