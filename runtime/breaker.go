@@ -105,3 +105,72 @@ func isConnFailure(err error) bool {
 	}
 	return true
 }
+
+// On a cluster one master can fail while the others serve: the breaker of
+// the whole Cache stays closed (the others' successes reset it) while every
+// read of the dead master's slots waits for its timeouts and retries. So a
+// cluster Cache also keeps a breaker per master (found from the key's slot
+// in the client's slot map, which costs no round trip): after
+// breakerThreshold consecutive connection failures of reads on a master,
+// reads of its keys go straight to the loader; every nodeBreakerOpen one
+// read tries it again (half open), and its success closes the breaker. A
+// failover moves the slots to another master, whose breaker is closed.
+const nodeBreakerOpen = 500 * time.Millisecond
+
+type nodeBreaker struct {
+	fails     atomic.Int32
+	openUntil atomic.Int64 // unix nanoseconds; 0 when closed
+	probing   atomic.Bool  // a half-open read is in flight
+}
+
+// nodeBreakerOf returns the breaker of the master that serves full, or nil
+// when the client is not a cluster client or its slot map is unknown.
+func (c *Cache) nodeBreakerOf(ctx context.Context, full string) *nodeBreaker {
+	if c.cluster == nil {
+		return nil
+	}
+	m, err := c.cluster.MasterForKey(ctx, full)
+	if err != nil {
+		return nil
+	}
+	addr := m.Options().Addr
+	if v, ok := c.nodeBr.Load(addr); ok {
+		return v.(*nodeBreaker)
+	}
+	v, _ := c.nodeBr.LoadOrStore(addr, &nodeBreaker{})
+	return v.(*nodeBreaker)
+}
+
+// allow reports whether a read may try the master; a half-open breaker
+// lets one read through at a time. nb may be nil.
+func (nb *nodeBreaker) allow(c *Cache, now time.Time) bool {
+	if nb == nil {
+		return true
+	}
+	until := nb.openUntil.Load()
+	if until == 0 || (now.UnixNano() >= until && nb.probing.CompareAndSwap(false, true)) {
+		return true
+	}
+	c.br.skips.Add(1)
+	return false
+}
+
+// record notes the outcome of a read on the master made with a live
+// context. nb may be nil.
+func (nb *nodeBreaker) record(err error) {
+	if nb == nil {
+		return
+	}
+	if !isConnFailure(err) {
+		if nb.fails.Load() != 0 || nb.openUntil.Load() != 0 {
+			nb.fails.Store(0)
+			nb.openUntil.Store(0)
+		}
+		nb.probing.Store(false)
+		return
+	}
+	if nb.fails.Add(1) >= breakerThreshold {
+		nb.openUntil.Store(time.Now().Add(nodeBreakerOpen).UnixNano())
+	}
+	nb.probing.Store(false)
+}

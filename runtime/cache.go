@@ -21,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +67,9 @@ type Cache struct {
 	encLog  rateLimitedLog
 	retries retryQueue
 	br      breaker
-	maxTTL  atomic.Int64 // the longest TTL written, for the retry window
+	cluster *redis.ClusterClient // the client, when it is a cluster client
+	nodeBr  sync.Map             // master address → *nodeBreaker, on a cluster; see breaker.go
+	maxTTL  atomic.Int64         // the longest TTL written, for the retry window
 
 	nodes          nodeWatch    // masters' run_ids, on a cluster; see restart.go
 	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
@@ -200,6 +203,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	c.prefix = c.ns + ":"
 	_, single := unwrapClient(client).(*redis.Client)
 	c.perKey = !single
+	c.cluster, _ = unwrapClient(client).(*redis.ClusterClient)
 	if !c.skewSet && c.perKey {
 		c.skew = 50 * time.Millisecond
 	}

@@ -73,8 +73,10 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	start := time.Now()
 	c.maybeCheckNodes(start)
-	if !c.br.allow() {
-		// Redis is failing: the source answers at once.
+	nb := c.nodeBreakerOf(ctx, full)
+	if !c.br.allow() || !nb.allow(c, start) {
+		// Redis (or, on a cluster, the master of this key) is failing:
+		// the source answers at once.
 		c.miss(k, start)
 		return loadAndCount(ctx, c, k, l.load)
 	}
@@ -84,6 +86,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	switch {
 	case err == nil:
 		c.br.ok()
+		nb.record(nil)
 		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts)
 		if ok {
 			d := time.Since(start)
@@ -109,6 +112,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 			var zero T
 			return zero, cerr
 		}
+		nb.record(err)
 		c.redisError("get", k, err)
 		c.miss(k, start)
 		// Redis is failing: serve from the source and do not try to
@@ -279,6 +283,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 				vd.finish(false)
 				return zero, nil, cerr
 			}
+			c.nodeBreakerOf(ctx, full).record(err)
 			c.redisError("lease", key, err)
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)

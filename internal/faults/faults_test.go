@@ -282,6 +282,15 @@ func inject(t *testing.T, w *workload, before, after time.Duration, fault func()
 	return healed
 }
 
+func hits(caches []*runtime.Cache) int64 {
+	var n int64
+	for _, c := range caches {
+		s, _ := c.Stats(context.Background())
+		n += s.Hits
+	}
+	return n
+}
+
 func addrs(tp *redistest.Topology) string {
 	var a []string
 	for _, n := range tp.Nodes() {
@@ -369,6 +378,48 @@ func TestFaults(t *testing.T) {
 		rec := recovered(t, caches, killed, 6*time.Second)
 		f := w.figures("cluster master SIGKILL, failover to its replica (3+3 nodes)", rec, w.quiesce(t))
 		f.windowBound, f.recBound = 8*time.Second, 6*time.Second
+		check(t, f)
+	})
+
+	t.Run("master killed, no replica takes over", func(t *testing.T) {
+		tp := redistest.ReplicatedCluster(t)
+		ctx := context.Background()
+		// A cache cluster should keep serving the slots it still has:
+		// Redis's default (cluster-require-full-coverage yes) refuses
+		// every command while any slot is uncovered.
+		for _, n := range tp.Nodes() {
+			if err := n.Client().ConfigSet(ctx, "cluster-require-full-coverage", "no").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := tp.Master(0)
+		if err := tp.ReplicaOf(m).Client().ConfigSet(ctx, "cluster-replica-no-failover", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+		caches := newCaches(t, "redis+cluster://"+addrs(tp), tp.Namespace, 2)
+		w := newWorkload(caches...)
+		var hitsDuring int64
+		var restarted time.Time
+		inject(t, w, 300*time.Millisecond, 300*time.Millisecond, func() time.Time {
+			if err := m.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			before := hits(caches)
+			time.Sleep(2 * time.Second) // the outage: longer than the node timeout
+			hitsDuring = hits(caches) - before
+			if err := m.Restart(false); err != nil { // killed: it comes back empty
+				t.Fatal(err)
+			}
+			restarted = time.Now()
+			return restarted
+		})
+		rec := recovered(t, caches, restarted, 3*time.Second)
+		f := w.figures("cluster master SIGKILL, no failover, cluster-require-full-coverage no", rec, w.quiesce(t))
+		f.windowBound, f.recBound = 4*time.Second, 3*time.Second
+		t.Logf("%d hits on the other masters during the 2 s outage", hitsDuring)
+		if hitsDuring == 0 {
+			t.Error("no hits while one master of three was down: the whole cluster failed")
+		}
 		check(t, f)
 	})
 
