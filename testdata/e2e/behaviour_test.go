@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -168,9 +173,34 @@ func (f *fake) Count(ctx context.Context) (int, error) {
 	return len(f.users), nil
 }
 
+func (f *fake) Touch(ctx context.Context, id UserID) error {
+	f.called("Touch")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.users[id]; ok {
+		u.Name += "+"
+	}
+	return nil
+}
+
 // setup returns a decorator over f on the Redis that the parent test gave,
 // in a namespace of its own.
 func setup(t *testing.T, f *fake) *UserRepoCache {
+	t.Helper()
+	r, _ := setupCache(t, f)
+	return r
+}
+
+// setupCache is setup that also returns the Cache, for wait and Stats.
+func setupCache(t *testing.T, f *fake) (*UserRepoCache, *runtime.Cache) {
+	t.Helper()
+	c, _ := newCache(t)
+	return NewUserRepoCache(f, c), c
+}
+
+// newCache returns a Cache on the Redis that the parent test gave, in a
+// namespace of the test's own, and a client of that Redis.
+func newCache(t *testing.T) (*runtime.Cache, *redis.Client) {
 	t.Helper()
 	addr, ns := os.Getenv("RC_REDIS_ADDR"), os.Getenv("RC_NAMESPACE")
 	if addr == "" || ns == "" {
@@ -178,20 +208,32 @@ func setup(t *testing.T, f *fake) *UserRepoCache {
 	}
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { client.Close() })
-	c := runtime.New(client, runtime.WithNamespace(ns+":"+t.Name()))
-	return NewUserRepoCache(f, c)
+	return runtime.New(client, runtime.WithNamespace(ns+":"+t.Name())), client
+}
+
+// wait lets the background stores of c finish, so that the read after a
+// miss is a hit whatever the machine's load (the caller of a miss waits for
+// its store only a few milliseconds).
+func wait(t *testing.T, c *runtime.Cache) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Wait(wctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
 }
 
 var ctx = context.Background()
 
 func TestHitAndMiss(t *testing.T) {
 	f := newFake(&User{ID: "1", TeamID: 7, Name: "ann"})
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for i := range 3 {
 		u, err := r.Find(ctx, "1")
 		if err != nil || u == nil || u.Name != "ann" {
 			t.Fatalf("Find #%d = %+v, %v", i, u, err)
 		}
+		wait(t, c)
 	}
 	if n := f.count("Find"); n != 1 {
 		t.Errorf("wrapped Find called %d times, want 1 (a miss, then hits)", n)
@@ -215,11 +257,12 @@ func TestWriteThrough(t *testing.T) {
 
 func TestTagDropsListAfterEntityChange(t *testing.T) {
 	f := newFake(&User{ID: "3", TeamID: 9, Name: "cat"}, &User{ID: "4", TeamID: 9, Name: "dan"})
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for range 2 {
 		if l, err := r.ListTeam(ctx, 9); err != nil || len(l) != 2 {
 			t.Fatalf("ListTeam = %v, %v", l, err)
 		}
+		wait(t, c)
 	}
 	if n := f.count("ListTeam"); n != 1 {
 		t.Fatalf("wrapped ListTeam called %d times, want 1", n)
@@ -266,7 +309,7 @@ func TestSkipAndPassThrough(t *testing.T) {
 
 func TestEscapingKeepsKeysApart(t *testing.T) {
 	f := newFake()
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	a, err := r.Pair(ctx, "x:y", "z")
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +324,7 @@ func TestEscapingKeepsKeysApart(t *testing.T) {
 	if n := f.count("Pair"); n != 2 {
 		t.Errorf("wrapped Pair called %d times, want 2", n)
 	}
+	wait(t, c)
 	if _, err := r.Pair(ctx, "x:y", "z"); err != nil || f.count("Pair") != 2 {
 		t.Errorf("Pair again: %v, %d calls; want a hit", err, f.count("Pair"))
 	}
@@ -288,7 +332,7 @@ func TestEscapingKeepsKeysApart(t *testing.T) {
 
 func TestNilPointerBypasses(t *testing.T) {
 	f := newFake()
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for range 2 {
 		if _, err := r.Search(ctx, &Filter{}); err != nil {
 			t.Fatal(err)
@@ -305,6 +349,7 @@ func TestNilPointerBypasses(t *testing.T) {
 		if _, err := r.Search(ctx, &Filter{Team: &team}); err != nil {
 			t.Fatal(err)
 		}
+		wait(t, c)
 	}
 	if n := f.count("Search"); n != 5 {
 		t.Errorf("wrapped Search called %d times, want 5", n)
@@ -332,15 +377,17 @@ func TestErrorsUnchanged(t *testing.T) {
 
 func TestBatch(t *testing.T) {
 	f := newFake(&User{ID: "a"}, &User{ID: "b"}, &User{ID: "c"})
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	got, err := r.FindMany(ctx, []UserID{"b", "a"})
 	if err != nil || len(got) != 2 || got[0].ID != "b" || got[1].ID != "a" {
 		t.Fatalf("FindMany = %+v, %v", got, err)
 	}
+	wait(t, c)
 	got, err = r.FindMany(ctx, []UserID{"a", "zz", "c", "b"})
 	if err != nil || len(got) != 3 || got[0].ID != "a" || got[1].ID != "c" || got[2].ID != "b" {
 		t.Fatalf("FindMany = %+v, %v", got, err)
 	}
+	wait(t, c)
 	want := [][]UserID{{"b", "a"}, {"zz", "c"}}
 	if !slices.EqualFunc(f.batch, want, slices.Equal) {
 		t.Errorf("wrapped FindMany got ids %v, want %v (misses only)", f.batch, want)
@@ -353,12 +400,13 @@ func TestBatch(t *testing.T) {
 
 func TestSeveralResultsCachedTogether(t *testing.T) {
 	f := newFake()
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for range 2 {
 		us, next, err := r.Page(ctx, "c1")
 		if err != nil || len(us) != 1 || us[0].ID != "pc1" || next != "c1+1" {
 			t.Fatalf("Page = %v, %q, %v", us, next, err)
 		}
+		wait(t, c)
 	}
 	if n := f.count("Page"); n != 1 {
 		t.Errorf("wrapped Page called %d times, want 1", n)
@@ -370,7 +418,7 @@ func TestSeveralResultsCachedTogether(t *testing.T) {
 // with that same variable.
 func TestNotFoundVariable(t *testing.T) {
 	f := newFake()
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for i := range 3 {
 		u, err := r.Lookup(ctx, "missing")
 		if u != nil || !errors.Is(err, ErrNotFound) {
@@ -379,6 +427,7 @@ func TestNotFoundVariable(t *testing.T) {
 		if i > 0 && err != ErrNotFound {
 			t.Errorf("Lookup #%d from the cache: err = %#v, want the ErrNotFound variable itself", i, err)
 		}
+		wait(t, c)
 	}
 	if n := f.count("Lookup"); n != 1 {
 		t.Errorf("wrapped Lookup called %d times, want 1 (the not-found is cached)", n)
@@ -390,7 +439,7 @@ func TestNotFoundVariable(t *testing.T) {
 // that errors.As and a type assertion both find.
 func TestNotFoundType(t *testing.T) {
 	f := newFake()
-	r := setup(t, f)
+	r, c := setupCache(t, f)
 	for i := range 3 {
 		u, err := r.FindByName(ctx, "zed")
 		var e *ErrUserNotExist
@@ -405,6 +454,7 @@ func TestNotFoundType(t *testing.T) {
 				t.Errorf("FindByName #%d from the cache: err = %#v, want an equal *ErrUserNotExist", i, err)
 			}
 		}
+		wait(t, c)
 	}
 	if n := f.count("FindByName"); n != 1 {
 		t.Errorf("wrapped FindByName called %d times, want 1 (the not-found is cached)", n)
@@ -444,5 +494,677 @@ func TestAttachIsNotInvalidated(t *testing.T) {
 	}
 	if n := f.count("Find"); n != 2 {
 		t.Errorf("wrapped Find called %d times after FlushUsers, want 2 (dropped by the users tag)", n)
+	}
+}
+
+// TestTouchInvalidates: Touch, a mutation word of 2026-12-01, carries
+// cache:invalidate and drops the entry it names.
+func TestTouchInvalidates(t *testing.T) {
+	f := newFake(&User{ID: "t1", Name: "tia"})
+	r, c := setupCache(t, f)
+	for range 2 {
+		if u, err := r.Find(ctx, "t1"); err != nil || u.Name != "tia" {
+			t.Fatalf("Find = %+v, %v", u, err)
+		}
+		wait(t, c)
+	}
+	if err := r.Touch(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := r.Find(ctx, "t1"); err != nil || u.Name != "tia+" {
+		t.Fatalf("Find after Touch = %+v, %v; want the touched user", u, err)
+	}
+	if a, b := f.count("Find"), f.count("Touch"); a != 2 || b != 1 {
+		t.Errorf("wrapped Find, Touch called %d, %d times, want 2, 1 (Touch dropped user:t1)", a, b)
+	}
+}
+
+// accounts is the wrapped AccountRepo; it counts the calls of each method
+// and returns a copy of its own of what it holds on every call, as a
+// database would.
+type accounts struct {
+	mu     sync.Mutex
+	byID   map[int64]*Account
+	calls  map[string]int
+	batch  [][]int64     // the ids of each GetMany call
+	traces []string      // the trace of each ListTeam call
+	next   int64         // the id CreateMany gives next
+	gate   chan struct{} // when set, Get waits for it to be closed
+}
+
+func newAccounts(as ...*Account) *accounts {
+	f := &accounts{byID: map[int64]*Account{}, calls: map[string]int{}, next: 100}
+	for _, a := range as {
+		f.byID[a.ID] = clone(a)
+	}
+	return f
+}
+
+// clone copies a deeply: the pointers and the slice too.
+func clone(a *Account) *Account {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	if a.Email != nil {
+		e := *a.Email
+		c.Email = &e
+	}
+	if a.Profile != nil {
+		p := *a.Profile
+		c.Profile = &p
+	}
+	c.Roles = slices.Clone(a.Roles)
+	return &c
+}
+
+func (f *accounts) called(m string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[m]++
+}
+
+func (f *accounts) count(m string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[m]
+}
+
+// stored returns a copy of the account the fake holds under id.
+func (f *accounts) stored(id int64) *Account {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return clone(f.byID[id])
+}
+
+func (f *accounts) Get(ctx context.Context, id int64) (*Account, error) {
+	f.called("Get")
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("account %d: %w", id, ErrNotFound)
+	}
+	return clone(a), nil
+}
+
+func (f *accounts) GetMany(ctx context.Context, ids []int64) ([]*Account, error) {
+	f.called("GetMany")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batch = append(f.batch, slices.Clone(ids))
+	var out []*Account
+	for _, id := range ids {
+		if a, ok := f.byID[id]; ok {
+			out = append(out, clone(a))
+		}
+	}
+	return out, nil
+}
+
+func (f *accounts) ListTeam(ctx context.Context, team int64, trace string) ([]*Account, error) {
+	f.called("ListTeam")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.traces = append(f.traces, trace)
+	var out []*Account
+	for _, a := range f.byID {
+		if a.Team == team {
+			out = append(out, clone(a))
+		}
+	}
+	slices.SortFunc(out, func(a, b *Account) int { return int(a.ID - b.ID) })
+	return out, nil
+}
+
+func (f *accounts) Flags(ctx context.Context, id int64, active bool) (string, error) {
+	f.called("Flags")
+	return fmt.Sprintf("%d:%t", id, active), nil
+}
+
+func (f *accounts) Session(ctx context.Context, token string) (int64, error) {
+	f.called("Session")
+	return int64(len(token)), nil
+}
+
+func (f *accounts) ByEmail(ctx context.Context, email string) (int64, error) {
+	f.called("ByEmail")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.byID {
+		if a.Email != nil && strings.EqualFold(*a.Email, email) {
+			return a.ID, nil
+		}
+	}
+	return 0, ErrNotFound
+}
+
+func (f *accounts) Count(ctx context.Context) int64 {
+	f.called("Count")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(len(f.byID))
+}
+
+func (f *accounts) ActiveIDs() ([]int64, error) {
+	f.called("ActiveIDs")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := []int64{}
+	for id, a := range f.byID {
+		if a.Active {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (f *accounts) DeleteInactivated() error {
+	f.called("DeleteInactivated")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, a := range f.byID {
+		if !a.Active {
+			delete(f.byID, id)
+		}
+	}
+	return nil
+}
+
+func (f *accounts) DeleteMany(ctx context.Context, ids []int64) error {
+	f.called("DeleteMany")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		delete(f.byID, id)
+	}
+	return nil
+}
+
+func (f *accounts) CreateMany(ctx context.Context, emails []string) ([]*Account, error) {
+	f.called("CreateMany")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*Account
+	for _, e := range emails {
+		a := &Account{ID: f.next, Email: &e, Active: true}
+		f.next++
+		f.byID[a.ID] = a
+		out = append(out, clone(a))
+	}
+	return out, nil
+}
+
+func (f *accounts) Update(ctx context.Context, a *Account) error {
+	f.called("Update")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byID[a.ID] = clone(a)
+	return nil
+}
+
+func (f *accounts) Star(ctx context.Context, id int64) error {
+	f.called("Star")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a, ok := f.byID[id]; ok {
+		a.Stars++
+	}
+	return nil
+}
+
+func (f *accounts) Ping(ctx context.Context) error {
+	f.called("Ping")
+	return nil
+}
+
+// setupAccounts returns the strict decorator over f, its Cache and a client
+// of its Redis.
+func setupAccounts(t *testing.T, f *accounts) (*AccountRepoCache, *runtime.Cache, *redis.Client) {
+	t.Helper()
+	c, client := newCache(t)
+	return NewAccountRepoCache(f, c), c, client
+}
+
+func email(s string) *string { return &s }
+
+// ann is an account with every kind of field set; Created is in UTC with
+// nanoseconds, as a database driver configured for UTC returns it.
+func ann() *Account {
+	return &Account{
+		ID: 1, Team: 3, Email: email("Ann@X.io"), Active: true,
+		Created: time.Now().UTC(),
+		Roles:   []string{"admin", "dev"}, Profile: &Profile{Bio: "hi"},
+	}
+}
+
+// TestStrictRepo: the strict AccountRepo is generated and served through
+// the cache; its cache:skip method passes every call through.
+func TestStrictRepo(t *testing.T) {
+	f := newAccounts(ann())
+	r, c, _ := setupAccounts(t, f)
+	for range 3 {
+		if a, err := r.Get(ctx, 1); err != nil || a.ID != 1 {
+			t.Fatalf("Get = %+v, %v", a, err)
+		}
+		wait(t, c)
+		if err := r.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := f.count("Get"), f.count("Ping"); a != 1 || b != 3 {
+		t.Errorf("wrapped Get, Ping called %d, %d times, want 1, 3 (Ping is cache:skip)", a, b)
+	}
+}
+
+// TestStarInvalidates: Star, a mutation word of 2026-12-01, drops the
+// account's entry, so that the next read sees the new count.
+func TestStarInvalidates(t *testing.T) {
+	f := newAccounts(ann())
+	r, c, _ := setupAccounts(t, f)
+	for range 2 {
+		if a, err := r.Get(ctx, 1); err != nil || a.Stars != 0 {
+			t.Fatalf("Get = %+v, %v", a, err)
+		}
+		wait(t, c)
+	}
+	if err := r.Star(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := r.Get(ctx, 1); err != nil || a.Stars != 1 {
+		t.Fatalf("Get after Star = %+v, %v; want Stars 1", a, err)
+	}
+	if n := f.count("Get"); n != 2 {
+		t.Errorf("wrapped Get called %d times, want 2 (Star dropped account:1)", n)
+	}
+}
+
+// TestBoolInKey: flags:{id}:{active} renders the bool as true or false, so
+// that the two are different entries, each cached.
+func TestBoolInKey(t *testing.T) {
+	f := newAccounts()
+	r, c, _ := setupAccounts(t, f)
+	for range 3 {
+		for _, active := range []bool{true, false} {
+			got, err := r.Flags(ctx, 7, active)
+			if want := fmt.Sprintf("7:%t", active); err != nil || got != want {
+				t.Fatalf("Flags(7, %t) = %q, %v; want %q", active, got, err, want)
+			}
+			wait(t, c)
+		}
+	}
+	if n := f.count("Flags"); n != 2 {
+		t.Errorf("wrapped Flags called %d times, want 2 (one entry for true, one for false)", n)
+	}
+}
+
+// keys returns every Redis key of c's namespace.
+func keys(t *testing.T, client *redis.Client, c *runtime.Cache) []string {
+	t.Helper()
+	var out []string
+	iter := client.Scan(ctx, 0, c.Namespace()+":*", 100).Iterator()
+	for iter.Next(ctx) {
+		out = append(out, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestHashKeepsTokenOutOfRedis: session:{token|hash} stores the entry under
+// the SHA-256 hex of the token; the token itself is in no key.
+func TestHashKeepsTokenOutOfRedis(t *testing.T) {
+	f := newAccounts()
+	r, c, client := setupAccounts(t, f)
+	const token = "gho_SecretBearerToken42"
+	for range 2 {
+		if n, err := r.Session(ctx, token); err != nil || n != int64(len(token)) {
+			t.Fatalf("Session = %d, %v", n, err)
+		}
+		wait(t, c)
+	}
+	if n := f.count("Session"); n != 1 {
+		t.Errorf("wrapped Session called %d times, want 1", n)
+	}
+	sum := sha256.Sum256([]byte(token))
+	want := c.RedisKey("session:" + hex.EncodeToString(sum[:]))
+	ks := keys(t, client, c)
+	if !slices.Contains(ks, want) {
+		t.Errorf("keys %q: no %q", ks, want)
+	}
+	for _, k := range ks {
+		if strings.Contains(strings.ToLower(k), strings.ToLower(token)) {
+			t.Errorf("key %q holds the token", k)
+		}
+	}
+}
+
+// TestLowerSharesEntry: email:{email|lower} gives Ann@X.io and ann@x.io one
+// entry.
+func TestLowerSharesEntry(t *testing.T) {
+	f := newAccounts(ann())
+	r, c, client := setupAccounts(t, f)
+	for _, e := range []string{"Ann@X.io", "ann@x.io", "ANN@X.IO"} {
+		if id, err := r.ByEmail(ctx, e); err != nil || id != 1 {
+			t.Fatalf("ByEmail(%s) = %d, %v", e, id, err)
+		}
+		wait(t, c)
+	}
+	if n := f.count("ByEmail"); n != 1 {
+		t.Errorf("wrapped ByEmail called %d times, want 1 (one entry for every case)", n)
+	}
+	if ks := keys(t, client, c); !slices.Contains(ks, c.RedisKey("email:ann@x.io")) {
+		t.Errorf("keys %q: no email:ann@x.io", ks)
+	}
+}
+
+// TestUnkeyedParameter: ListTeam's trace is unkeyed=: calls that differ only
+// in it share one entry.
+func TestUnkeyedParameter(t *testing.T) {
+	a := ann()
+	f := newAccounts(a)
+	r, c, _ := setupAccounts(t, f)
+	for _, trace := range []string{"req-1", "req-2", "req-3"} {
+		l, err := r.ListTeam(ctx, 3, trace)
+		if err != nil || len(l) != 1 || l[0].ID != 1 {
+			t.Fatalf("ListTeam(3, %s) = %+v, %v", trace, l, err)
+		}
+		wait(t, c)
+	}
+	if n := f.count("ListTeam"); n != 1 || !slices.Equal(f.traces, []string{"req-1"}) {
+		t.Errorf("wrapped ListTeam called %d times with traces %q, want once with req-1", n, f.traces)
+	}
+	if _, err := r.ListTeam(ctx, 4, "req-1"); err != nil || f.count("ListTeam") != 2 {
+		t.Errorf("ListTeam(4): %v, %d calls; another team is another entry", err, f.count("ListTeam"))
+	}
+}
+
+// TestWithoutErrorOrContext: Count returns no error, ActiveIDs and
+// DeleteInactivated take no context; each is cached or invalidates.
+func TestWithoutErrorOrContext(t *testing.T) {
+	f := newAccounts(ann(), &Account{ID: 2}, &Account{ID: 3, Active: true})
+	r, c, _ := setupAccounts(t, f)
+	for range 2 {
+		if n := r.Count(ctx); n != 3 {
+			t.Fatalf("Count = %d, want 3", n)
+		}
+		if ids, err := r.ActiveIDs(); err != nil || !slices.Equal(ids, []int64{1, 3}) {
+			t.Fatalf("ActiveIDs = %v, %v", ids, err)
+		}
+		wait(t, c)
+	}
+	if a, b := f.count("Count"), f.count("ActiveIDs"); a != 1 || b != 1 {
+		t.Fatalf("wrapped Count, ActiveIDs called %d, %d times, want 1, 1", a, b)
+	}
+	if err := r.DeleteInactivated(); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Count(ctx); n != 2 {
+		t.Errorf("Count after DeleteInactivated = %d, want 2", n)
+	}
+	if ids, err := r.ActiveIDs(); err != nil || !slices.Equal(ids, []int64{1, 3}) {
+		t.Errorf("ActiveIDs after DeleteInactivated = %v, %v", ids, err)
+	}
+	if a, b := f.count("Count"), f.count("ActiveIDs"); a != 2 || b != 2 {
+		t.Errorf("wrapped Count, ActiveIDs called %d, %d times, want 2, 2 (DeleteInactivated dropped the accounts tag)", a, b)
+	}
+}
+
+// TestDeleteManyDropsEveryListedID: keys=account:{ids[]} deletes one key
+// per element of ids, and no other.
+func TestDeleteManyDropsEveryListedID(t *testing.T) {
+	f := newAccounts(&Account{ID: 1}, &Account{ID: 2}, &Account{ID: 3})
+	r, c, _ := setupAccounts(t, f)
+	for range 2 {
+		for id := range int64(3) {
+			if a, err := r.Get(ctx, id+1); err != nil || a.ID != id+1 {
+				t.Fatalf("Get(%d) = %+v, %v", id+1, a, err)
+			}
+		}
+		wait(t, c)
+	}
+	if n := f.count("Get"); n != 3 {
+		t.Fatalf("wrapped Get called %d times, want 3", n)
+	}
+	if err := r.DeleteMany(ctx, []int64{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{1, 2} {
+		if _, err := r.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%d) after DeleteMany: err = %v, want ErrNotFound", id, err)
+		}
+	}
+	if a, err := r.Get(ctx, 3); err != nil || a.ID != 3 {
+		t.Errorf("Get(3) = %+v, %v", a, err)
+	}
+	if n := f.count("Get"); n != 5 {
+		t.Errorf("wrapped Get called %d times, want 5 (1 and 2 dropped, 3 kept)", n)
+	}
+}
+
+// TestCreateManyInvalidatesResultTags: tags=account:{result[].ID} drops the
+// cached not-found of each account the create returns.
+func TestCreateManyInvalidatesResultTags(t *testing.T) {
+	f := newAccounts()
+	r, c, _ := setupAccounts(t, f)
+	for round := range 2 {
+		for _, id := range []int64{100, 101} {
+			_, err := r.Get(ctx, id)
+			if !errors.Is(err, ErrNotFound) || round > 0 && err != ErrNotFound {
+				t.Fatalf("Get(%d) #%d: err = %v, want ErrNotFound", id, round, err)
+			}
+		}
+		wait(t, c)
+	}
+	if n := f.count("Get"); n != 2 {
+		t.Fatalf("wrapped Get called %d times, want 2 (the not-founds are cached)", n)
+	}
+	created, err := r.CreateMany(ctx, []string{"a@x.io", "b@x.io"})
+	if err != nil || len(created) != 2 || created[0].ID != 100 || created[1].ID != 101 {
+		t.Fatalf("CreateMany = %+v, %v", created, err)
+	}
+	for _, a := range created {
+		got, err := r.Get(ctx, a.ID)
+		if err != nil || got.ID != a.ID || *got.Email != *a.Email {
+			t.Errorf("Get(%d) after CreateMany = %+v, %v; want the new account", a.ID, got, err)
+		}
+	}
+	if n := f.count("Get"); n != 4 {
+		t.Errorf("wrapped Get called %d times, want 4 (each account:{id} tag dropped)", n)
+	}
+}
+
+// TestNilPointerInInvalidation: Update's email:{a.Email|lower} cannot be
+// rendered with a nil Email; the write goes through, account:{a.ID} is
+// still dropped, and the key that could not be rendered is counted.
+func TestNilPointerInInvalidation(t *testing.T) {
+	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
+	r, c, _ := setupAccounts(t, f)
+	for range 2 {
+		if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "dev" {
+			t.Fatalf("Get = %+v, %v", a, err)
+		}
+		wait(t, c)
+	}
+	if err := r.Update(ctx, &Account{ID: 1, Roles: []string{"ops"}}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if n := f.count("Update"); n != 1 {
+		t.Errorf("wrapped Update called %d times, want 1", n)
+	}
+	if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "ops" {
+		t.Errorf("Get after Update = %+v, %v; want the updated account (account:1 dropped)", a, err)
+	}
+	if n := f.count("Get"); n != 2 {
+		t.Errorf("wrapped Get called %d times, want 2", n)
+	}
+	s, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Unrendered != 1 {
+		t.Errorf("Stats.Unrendered = %d, want 1 (email:{a.Email|lower})", s.Unrendered)
+	}
+}
+
+// TestBatchDuplicates: a batch get with duplicate ids returns each found
+// element once, in the order of first appearance, on a miss and on hits.
+func TestBatchDuplicates(t *testing.T) {
+	f := newAccounts(&Account{ID: 1}, &Account{ID: 2}, &Account{ID: 3}, &Account{ID: 4})
+	r, c, _ := setupAccounts(t, f)
+	ids := func(as []*Account) []int64 {
+		var out []int64
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for i := range 2 {
+		got, err := r.GetMany(ctx, []int64{3, 1, 3, 9, 2, 1})
+		if err != nil || !slices.Equal(ids(got), []int64{3, 1, 2}) {
+			t.Fatalf("GetMany #%d = %v, %v; want 3 1 2", i, ids(got), err)
+		}
+		wait(t, c)
+	}
+	got, err := r.GetMany(ctx, []int64{4, 2, 4})
+	if err != nil || !slices.Equal(ids(got), []int64{4, 2}) {
+		t.Fatalf("GetMany = %v, %v; want 4 2", ids(got), err)
+	}
+	for _, b := range f.batch {
+		s := slices.Clone(b)
+		slices.Sort(s)
+		if len(slices.Compact(s)) != len(b) {
+			t.Errorf("wrapped GetMany got duplicate ids %v", b)
+		}
+	}
+	// The first call loads 3 1 9 2 (9 is not found and not cached, so the
+	// second loads it again), the third loads 4.
+	if n := f.count("GetMany"); n != 3 {
+		t.Errorf("wrapped GetMany called %d times (ids %v), want 3", n, f.batch)
+	}
+}
+
+// TestTimeKeepsUTC: a time.Time in UTC comes back from a hit in UTC, equal
+// to what was loaded.
+func TestTimeKeepsUTC(t *testing.T) {
+	f := newAccounts(ann())
+	r, c, _ := setupAccounts(t, f)
+	loaded, err := r.Get(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c)
+	hit, err := r.Get(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("Get"); n != 1 {
+		t.Fatalf("wrapped Get called %d times, want 1", n)
+	}
+	want := clone(loaded)
+	want.Created = want.Created.Round(0)
+	if !reflect.DeepEqual(hit, want) {
+		t.Errorf("hit = %+v (Created %v), want %+v (Created %v)", hit, hit.Created, want, want.Created)
+	}
+	if hit.Created.Location() != time.UTC {
+		t.Errorf("hit.Created.Location() = %v, want UTC", hit.Created.Location())
+	}
+	if !hit.Created.Equal(f.stored(1).Created) {
+		t.Errorf("hit.Created = %v, want the instant %v", hit.Created, f.stored(1).Created)
+	}
+}
+
+// TestCallersGetTheirOwnValue: a caller that mutates what it was given, on
+// a miss or on a hit, changes neither the cache nor another caller's value.
+func TestCallersGetTheirOwnValue(t *testing.T) {
+	f := newAccounts(ann())
+	r, c, _ := setupAccounts(t, f)
+	want := f.stored(1)
+	mutate := func(a *Account) {
+		a.Roles[0] = "root"
+		a.Roles = append(a.Roles, "extra")
+		*a.Email = "mallory@x.io"
+		a.Profile.Bio = "pwned"
+		a.Stars = 99
+	}
+	a, err := r.Get(ctx, 1) // the miss
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(a)
+	wait(t, c)
+	for i := range 3 {
+		hit, err := r.Get(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(hit, want) {
+			t.Fatalf("Get #%d after a caller's mutation = %+v, want %+v", i, hit, want)
+		}
+		mutate(hit)
+	}
+	if n := f.count("Get"); n != 1 {
+		t.Errorf("wrapped Get called %d times, want 1", n)
+	}
+
+	// A slice result: replacing an element and changing one in place.
+	for range 2 {
+		l, err := r.ListTeam(ctx, 3, "")
+		if err != nil || len(l) != 1 || !reflect.DeepEqual(l[0], want) {
+			t.Fatalf("ListTeam = %+v, %v; want [%+v]", l, err, want)
+		}
+		l[0].Roles[1] = "guest"
+		l[0] = &Account{ID: 666}
+		wait(t, c)
+	}
+	if n := f.count("ListTeam"); n != 1 {
+		t.Errorf("wrapped ListTeam called %d times, want 1", n)
+	}
+
+	// Concurrent callers of one miss, whether or not they join one load,
+	// never share a pointer, a slice or a map.
+	f.mu.Lock()
+	f.byID[2] = clone(ann())
+	f.byID[2].ID = 2
+	f.gate = make(chan struct{})
+	f.mu.Unlock()
+	got := make([]*Account, 8)
+	var started, done sync.WaitGroup
+	for i := range got {
+		started.Add(1)
+		done.Go(func() {
+			started.Done()
+			a, err := r.Get(ctx, 2)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = a
+		})
+	}
+	started.Wait()
+	time.Sleep(10 * time.Millisecond) // lets callers join the load; the checks below hold either way
+	close(f.gate)
+	done.Wait()
+	for i, a := range got {
+		if a == nil || a.ID != 2 {
+			t.Fatalf("caller %d got %+v", i, a)
+		}
+		for _, b := range got[:i] {
+			if a == b || a.Email == b.Email || a.Profile == b.Profile || &a.Roles[0] == &b.Roles[0] {
+				t.Errorf("two callers share a value: %p %p", a, b)
+			}
+		}
+	}
+	if n := f.count("Get"); n < 2 || n > 9 {
+		t.Errorf("wrapped Get called %d times, want 2 to 9", n)
 	}
 }

@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 //go:generate go tool cachegen
@@ -78,4 +79,78 @@ type UserRepo interface {
 	SetName(ctx context.Context, id UserID, name string) error
 
 	Count(ctx context.Context) (int, error)
+
+	// Touch begins with one of the mutation words of 2026-12-01: without a
+	// directive it would be an error.
+	//
+	//cache:invalidate keys=user:{id}
+	Touch(ctx context.Context, id UserID) error
+}
+
+// Profile is reached through a pointer of Account.
+type Profile struct {
+	Bio string
+}
+
+// Account is the entity of AccountRepo: a pointer that may be nil, a bool, a
+// time and a slice, each of which must round-trip through the cache.
+type Account struct {
+	ID      int64
+	Team    int64
+	Email   *string
+	Active  bool
+	Stars   int
+	Created time.Time
+	Roles   []string
+	Profile *Profile
+}
+
+// AccountRepo is strict: every method carries a directive, skip included.
+//
+//cache:repo strict
+type AccountRepo interface {
+	//cache:get key=account:{id} ttl=5m tags=account:{id} negative=1m notfound=ErrNotFound
+	Get(ctx context.Context, id int64) (*Account, error)
+
+	//cache:get key=account:{ids[]} ttl=5m tags=account:{result.ID}
+	GetMany(ctx context.Context, ids []int64) ([]*Account, error)
+
+	// ListTeam's trace does not change the result: it is left out of the
+	// key on purpose.
+	//
+	//cache:get key=accounts:team:{team} ttl=5m tags=accounts,account:{result[].ID} unkeyed=trace
+	ListTeam(ctx context.Context, team int64, trace string) ([]*Account, error)
+
+	//cache:get key=flags:{id}:{active} ttl=5m tags=account:{id}
+	Flags(ctx context.Context, id int64, active bool) (string, error)
+
+	//cache:get key=session:{token|hash} ttl=5m
+	Session(ctx context.Context, token string) (int64, error)
+
+	//cache:get key=email:{email|lower} ttl=5m
+	ByEmail(ctx context.Context, email string) (int64, error)
+
+	//cache:get key=accounts:count ttl=5m tags=accounts
+	Count(ctx context.Context) int64
+
+	//cache:get key=accounts:active ttl=5m tags=accounts
+	ActiveIDs() ([]int64, error)
+
+	//cache:invalidate tags=accounts
+	DeleteInactivated() error
+
+	//cache:invalidate keys=account:{ids[]} tags=accounts
+	DeleteMany(ctx context.Context, ids []int64) error
+
+	//cache:invalidate tags=account:{result[].ID},accounts
+	CreateMany(ctx context.Context, emails []string) ([]*Account, error)
+
+	//cache:invalidate keys=account:{a.ID},email:{a.Email|lower} tags=accounts
+	Update(ctx context.Context, a *Account) error
+
+	//cache:invalidate keys=account:{id}
+	Star(ctx context.Context, id int64) error
+
+	//cache:skip
+	Ping(ctx context.Context) error
 }

@@ -5,7 +5,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/repocache/repocache/runtime"
@@ -236,4 +239,243 @@ func (c *UserRepoCache) SetName(ctx context.Context, id UserID, name string) err
 // Count passes the call through to the wrapped UserRepo.
 func (c *UserRepoCache) Count(ctx context.Context) (int, error) {
 	return c.next.Count(ctx)
+}
+
+// Touch implements UserRepo.Touch with cache:invalidate keys=user:{id}.
+func (c *UserRepoCache) Touch(ctx context.Context, id UserID) error {
+	err := c.next.Touch(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.cache.AfterWrite(ctx, []string{"user:" + runtime.EscapeKeyPart(string(id))}, nil)
+	return nil
+}
+
+// AccountRepoCache implements AccountRepo by serving the results of the AccountRepo it wraps
+// through a Redis cache, as the //cache: directives of AccountRepo say.
+type AccountRepoCache struct {
+	next  AccountRepo
+	cache *runtime.Cache
+}
+
+// NewAccountRepoCache returns a AccountRepoCache that serves next's results through c.
+func NewAccountRepoCache(next AccountRepo, c *runtime.Cache) *AccountRepoCache {
+	return &AccountRepoCache{
+		cache: c,
+		next:  next,
+	}
+}
+
+var _ AccountRepo = (*AccountRepoCache)(nil)
+
+// accountRepoGetArgs carries the arguments of AccountRepo.Get to its loader.
+type accountRepoGetArgs struct {
+	next AccountRepo
+	id   int64
+}
+
+// Get implements AccountRepo.Get with cache:get key=account:{id} ttl=5m tags=account:{id} negative=1m notfound=ErrNotFound.
+func (c *AccountRepoCache) Get(ctx context.Context, id int64) (*Account, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "account:"+strconv.FormatInt(id, 10), accountRepoGetArgs{c.next, id}, func(ctx context.Context, a accountRepoGetArgs) (*Account, error) {
+		return a.next.Get(ctx, a.id)
+	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound))
+}
+
+// GetMany implements AccountRepo.GetMany with cache:get key=account:{ids[]} ttl=5m tags=account:{result.ID}.
+func (c *AccountRepoCache) GetMany(ctx context.Context, ids []int64) ([]*Account, error) {
+	return runtime.GetBatch[int64, *Account](ctx, c.cache, ids, func(id int64) string {
+		return "account:" + strconv.FormatInt(id, 10)
+	}, func(v *Account) int64 {
+		if v == nil {
+			var zero int64
+			return zero
+		}
+		return v.ID
+	}, func(ctx context.Context, ids []int64) ([]*Account, error) {
+		return c.next.GetMany(ctx, ids)
+	}, runtime.TTL(5*time.Minute), runtime.ResultTags(func(v2 *Account) []string {
+		tags := make([]string, 0, 1)
+		if v2 != nil {
+			tags = append(tags, "account:"+strconv.FormatInt(v2.ID, 10))
+		}
+		return tags
+	}))
+}
+
+// accountRepoListTeamArgs carries the arguments of AccountRepo.ListTeam to its loader.
+type accountRepoListTeamArgs struct {
+	next  AccountRepo
+	team  int64
+	trace string
+}
+
+// ListTeam implements AccountRepo.ListTeam with cache:get key=accounts:team:{team} ttl=5m tags=accounts,account:{result[].ID} unkeyed=trace.
+func (c *AccountRepoCache) ListTeam(ctx context.Context, team int64, trace string) ([]*Account, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "accounts:team:"+strconv.FormatInt(team, 10), accountRepoListTeamArgs{c.next, team, trace}, func(ctx context.Context, a accountRepoListTeamArgs) ([]*Account, error) {
+		return a.next.ListTeam(ctx, a.team, a.trace)
+	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"), runtime.ResultTags(func(v []*Account) []string {
+		tags := make([]string, 0, 1)
+		for _, e := range v {
+			if e != nil {
+				tags = append(tags, "account:"+strconv.FormatInt(e.ID, 10))
+			}
+		}
+		return tags
+	}))
+}
+
+// accountRepoFlagsArgs carries the arguments of AccountRepo.Flags to its loader.
+type accountRepoFlagsArgs struct {
+	next   AccountRepo
+	id     int64
+	active bool
+}
+
+// Flags implements AccountRepo.Flags with cache:get key=flags:{id}:{active} ttl=5m tags=account:{id}.
+func (c *AccountRepoCache) Flags(ctx context.Context, id int64, active bool) (string, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "flags:"+strconv.FormatInt(id, 10)+":"+strconv.FormatBool(active), accountRepoFlagsArgs{c.next, id, active}, func(ctx context.Context, a accountRepoFlagsArgs) (string, error) {
+		return a.next.Flags(ctx, a.id, a.active)
+	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)))
+}
+
+// accountRepoSessionArgs carries the arguments of AccountRepo.Session to its loader.
+type accountRepoSessionArgs struct {
+	next  AccountRepo
+	token string
+}
+
+// Session implements AccountRepo.Session with cache:get key=session:{token|hash} ttl=5m.
+func (c *AccountRepoCache) Session(ctx context.Context, token string) (int64, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "session:"+hashKeyPart(token), accountRepoSessionArgs{c.next, token}, func(ctx context.Context, a accountRepoSessionArgs) (int64, error) {
+		return a.next.Session(ctx, a.token)
+	}, runtime.TTL(5*time.Minute))
+}
+
+// accountRepoByEmailArgs carries the arguments of AccountRepo.ByEmail to its loader.
+type accountRepoByEmailArgs struct {
+	next  AccountRepo
+	email string
+}
+
+// ByEmail implements AccountRepo.ByEmail with cache:get key=email:{email|lower} ttl=5m.
+func (c *AccountRepoCache) ByEmail(ctx context.Context, email string) (int64, error) {
+	return runtime.GetCachedWith(ctx, c.cache, "email:"+runtime.EscapeKeyPart(strings.ToLower(email)), accountRepoByEmailArgs{c.next, email}, func(ctx context.Context, a accountRepoByEmailArgs) (int64, error) {
+		return a.next.ByEmail(ctx, a.email)
+	}, runtime.TTL(5*time.Minute))
+}
+
+// accountRepoCountArgs carries the arguments of AccountRepo.Count to its loader.
+type accountRepoCountArgs struct {
+	next AccountRepo
+}
+
+// Count implements AccountRepo.Count with cache:get key=accounts:count ttl=5m tags=accounts.
+func (c *AccountRepoCache) Count(ctx context.Context) int64 {
+	v, err := runtime.GetCachedWith(ctx, c.cache, "accounts:count", accountRepoCountArgs{c.next}, func(ctx context.Context, a accountRepoCountArgs) (int64, error) {
+		return a.next.Count(ctx), nil
+	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"))
+	if err != nil {
+		return c.next.Count(ctx)
+	}
+	return v
+}
+
+// accountRepoActiveIDsArgs carries the arguments of AccountRepo.ActiveIDs to its loader.
+type accountRepoActiveIDsArgs struct {
+	next AccountRepo
+}
+
+// ActiveIDs implements AccountRepo.ActiveIDs with cache:get key=accounts:active ttl=5m tags=accounts.
+func (c *AccountRepoCache) ActiveIDs() ([]int64, error) {
+	ctx := context.Background()
+	return runtime.GetCachedWith(ctx, c.cache, "accounts:active", accountRepoActiveIDsArgs{c.next}, func(ctx context.Context, a accountRepoActiveIDsArgs) ([]int64, error) {
+		return a.next.ActiveIDs()
+	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"))
+}
+
+// DeleteInactivated implements AccountRepo.DeleteInactivated with cache:invalidate tags=accounts.
+func (c *AccountRepoCache) DeleteInactivated() error {
+	ctx := context.Background()
+	err := c.next.DeleteInactivated()
+	if err != nil {
+		return err
+	}
+	c.cache.AfterWrite(ctx, nil, []string{"accounts"})
+	return nil
+}
+
+// DeleteMany implements AccountRepo.DeleteMany with cache:invalidate keys=account:{ids[]} tags=accounts.
+func (c *AccountRepoCache) DeleteMany(ctx context.Context, ids []int64) error {
+	err := c.next.DeleteMany(ctx, ids)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, 1)
+	for _, e := range ids {
+		keys = append(keys, "account:"+strconv.FormatInt(e, 10))
+	}
+	c.cache.AfterWrite(ctx, keys, []string{"accounts"})
+	return nil
+}
+
+// CreateMany implements AccountRepo.CreateMany with cache:invalidate tags=account:{result[].ID},accounts.
+func (c *AccountRepoCache) CreateMany(ctx context.Context, emails []string) ([]*Account, error) {
+	r0, err := c.next.CreateMany(ctx, emails)
+	if err != nil {
+		return r0, err
+	}
+	tags := make([]string, 0, 2)
+	for _, e := range r0 {
+		if e != nil {
+			tags = append(tags, "account:"+strconv.FormatInt(e.ID, 10))
+		} else {
+			c.cache.Unrendered("AccountRepo.CreateMany", "account:{result[].ID}")
+		}
+	}
+	tags = append(tags, "accounts")
+	c.cache.AfterWrite(ctx, nil, tags)
+	return r0, nil
+}
+
+// Update implements AccountRepo.Update with cache:invalidate keys=account:{a.ID},email:{a.Email|lower} tags=accounts.
+func (c *AccountRepoCache) Update(ctx context.Context, a *Account) error {
+	err := c.next.Update(ctx, a)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, 2)
+	if a != nil {
+		keys = append(keys, "account:"+strconv.FormatInt(a.ID, 10))
+	} else {
+		c.cache.Unrendered("AccountRepo.Update", "account:{a.ID}")
+	}
+	if a != nil && a.Email != nil {
+		keys = append(keys, "email:"+runtime.EscapeKeyPart(strings.ToLower(*a.Email)))
+	} else {
+		c.cache.Unrendered("AccountRepo.Update", "email:{a.Email|lower}")
+	}
+	c.cache.AfterWrite(ctx, keys, []string{"accounts"})
+	return nil
+}
+
+// Star implements AccountRepo.Star with cache:invalidate keys=account:{id}.
+func (c *AccountRepoCache) Star(ctx context.Context, id int64) error {
+	err := c.next.Star(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.cache.AfterWrite(ctx, []string{"account:" + strconv.FormatInt(id, 10)}, nil)
+	return nil
+}
+
+// Ping passes the call through to the wrapped AccountRepo (cache:skip).
+func (c *AccountRepoCache) Ping(ctx context.Context) error {
+	return c.next.Ping(ctx)
+}
+
+// hashKeyPart is {x|hash}: the lowercase hex SHA-256 of a key part, so that a
+// secret never stands in a Redis key as it is.
+func hashKeyPart(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
