@@ -1151,8 +1151,8 @@ func TestCallersGetTheirOwnValue(t *testing.T) {
 		})
 	}
 	started.Wait()
-	time.Sleep(10 * time.Millisecond) // lets callers join the load; the checks below hold either way
-	close(f.gate)
+	close(f.gate) // the forced join is runtime's TestJoinedCallersGetTheirOwnValue; here any interleaving
+
 	done.Wait()
 	for i, a := range got {
 		if a == nil || a.ID != 2 {
@@ -1163,8 +1163,5 @@ func TestCallersGetTheirOwnValue(t *testing.T) {
 				t.Errorf("two callers share a value: %p %p", a, b)
 			}
 		}
-	}
-	if n := f.count("Get"); n < 2 || n > 9 {
-		t.Errorf("wrapped Get called %d times, want 2 to 9", n)
 	}
 }
