@@ -169,6 +169,23 @@ func (w *workload) quiesce(t *testing.T) int {
 	return mismatches
 }
 
+// breakerFailures is the runtime's breaker threshold: the consecutive
+// connection failures after which a Cache stops trying Redis.
+const breakerFailures = 3
+
+// slowReads counts the reads that took at least d.
+func (w *workload) slowReads(d time.Duration) int {
+	w.latMu.Lock()
+	defer w.latMu.Unlock()
+	n := 0
+	for _, l := range w.lat {
+		if l >= d {
+			n++
+		}
+	}
+	return n
+}
+
 type figures struct {
 	scenario              string
 	reads, writes         int64
@@ -350,8 +367,16 @@ func TestFaults(t *testing.T) {
 			})
 			f := w.figures(fault.name, recovered(t, caches, healed, time.Second), w.quiesce(t))
 			f.windowBound, f.recBound = 2*time.Second, time.Second
-			if f.p99 > 6*time.Millisecond {
-				t.Errorf("p99 read %v with Redis failing: want within 5 ms of the loader's 0.3 ms", f.p99)
+			// Wall time varies with the machine's load (the p99 is a
+			// figure for the table, not an assertion). What must hold is
+			// a count: only the reads made before a cache knew Redis was
+			// failing (three failures per cache, for each of six readers
+			// in flight) wait for a timeout; every later one goes
+			// straight to the loader.
+			slow := w.slowReads(90 * time.Millisecond)
+			t.Logf("%d of %d reads waited 90 ms or more", slow, w.reads.Load())
+			if slow > 2*(breakerFailures+6) {
+				t.Errorf("%d reads waited for Redis's timeout; want only those before the breaker opened (at most %d)", slow, 2*(breakerFailures+6))
 			}
 			check(t, f)
 		})
