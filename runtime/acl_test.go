@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/repocache/repocache/internal/redistest"
 	"github.com/repocache/repocache/runtime"
@@ -131,7 +134,11 @@ func TestACL(t *testing.T) {
 // ends.
 func plainClient(t *testing.T, url string) *runtime.Client {
 	t.Helper()
-	client, err := runtime.NewClient(url, runtime.WithClientLogger(discard))
+	// Generous timeouts: this test counts errors, and a loaded machine
+	// must not turn a slow reply into one.
+	client, err := runtime.NewClient(url, runtime.WithClientLogger(discard), runtime.WithClientOptions(func(o *redis.UniversalOptions) {
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 10*time.Second, 10*time.Second, 10*time.Second
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

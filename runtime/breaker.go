@@ -82,6 +82,7 @@ func (b *breaker) probe() {
 		if err == nil || !isConnFailure(err) || errors.Is(err, redis.ErrClosed) {
 			b.fails.Store(0)
 			b.open.Store(false)
+			b.c.checkNodesNow() // a master may have come back empty
 			if !errors.Is(err, redis.ErrClosed) {
 				b.c.log.Info("repocache: redis answers again; the cache is back in use")
 			}
@@ -157,7 +158,7 @@ func (nb *nodeBreaker) allow(c *Cache, now time.Time) bool {
 
 // record notes the outcome of a read on the master made with a live
 // context. nb may be nil.
-func (nb *nodeBreaker) record(err error) {
+func (nb *nodeBreaker) record(c *Cache, err error) {
 	if nb == nil {
 		return
 	}
@@ -165,6 +166,7 @@ func (nb *nodeBreaker) record(err error) {
 		if nb.fails.Load() != 0 || nb.openUntil.Load() != 0 {
 			nb.fails.Store(0)
 			nb.openUntil.Store(0)
+			c.checkNodesNow() // it may have come back empty
 		}
 		nb.probing.Store(false)
 		return

@@ -86,7 +86,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	switch {
 	case err == nil:
 		c.br.ok()
-		nb.record(nil)
+		nb.record(c, nil)
 		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts)
 		if ok {
 			d := time.Since(start)
@@ -112,7 +112,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 			var zero T
 			return zero, cerr
 		}
-		nb.record(err)
+		nb.record(c, err)
 		c.redisError("get", k, err)
 		c.miss(k, start)
 		// Redis is failing: serve from the source and do not try to
@@ -283,7 +283,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 				vd.finish(false)
 				return zero, nil, cerr
 			}
-			c.nodeBreakerOf(ctx, full).record(err)
+			c.nodeBreakerOf(ctx, full).record(c, err)
 			c.redisError("lease", key, err)
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, load)

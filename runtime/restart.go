@@ -33,7 +33,7 @@ type nodeWatch struct {
 }
 
 // maybeCheckNodes starts a background check of the masters' run_ids when
-// one is due.
+// one is due. Reads, writes and invalidations call it.
 func (c *Cache) maybeCheckNodes(now time.Time) {
 	if !c.perKey {
 		return
@@ -43,6 +43,15 @@ func (c *Cache) maybeCheckNodes(now time.Time) {
 		return
 	}
 	c.background(context.Background(), 5*time.Second, c.checkNodes)
+}
+
+// checkNodesNow makes the next call of maybeCheckNodes check, whenever the
+// last check was: a master that failed answers again, and may have come
+// back empty.
+func (c *Cache) checkNodesNow() {
+	if c.perKey {
+		c.nodes.next.Store(0)
+	}
 }
 
 // checkNodes reads every master's run_id and drops the namespace if a

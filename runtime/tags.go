@@ -177,6 +177,7 @@ func (c *Cache) store(ctx context.Context, key, full string, data []byte, ttl ti
 // again: a key that its tag cannot reach would escape invalidation.
 func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	start := time.Now()
+	c.maybeCheckNodes(start)
 	if !c.br.allow() {
 		return ErrBreakerOpen
 	}
@@ -345,6 +346,7 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 		full = append(full, c.prefix+k)
 	}
 	start := time.Now()
+	c.maybeCheckNodes(start)
 	var (
 		n   int64
 		err = ErrBreakerOpen
@@ -373,6 +375,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			continue
 		}
 		start := time.Now()
+		c.maybeCheckNodes(start)
 		var (
 			n   int64
 			err = ErrBreakerOpen

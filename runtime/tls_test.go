@@ -90,6 +90,9 @@ func tlsClient(t *testing.T, addr string, cfg *tls.Config) *runtime.Client {
 			}
 			o.TLSConfig = cfg
 			o.MaxRetries = -1
+			// These tests are about TLS, not speed: a TLS handshake under
+			// -race on a loaded machine can outlast the 500 ms defaults.
+			o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 10*time.Second, 10*time.Second, 10*time.Second
 		}))
 	if err != nil {
 		t.Fatal(err)
