@@ -127,7 +127,9 @@ func (r *redisErrors) list() []string {
 func securityCache(client redis.UniversalClient, ns string) (*runtime.Cache, *redisErrors) {
 	errs := &redisErrors{}
 	return runtime.New(client, runtime.WithNamespace(ns), runtime.WithLogger(discard), runtime.WithMetrics(errs),
-		runtime.WithLockTTL(60*time.Millisecond), runtime.WithStoreWait(time.Second)), errs
+		// A lease of 1 s (kept alive every third of it) also bounds each
+		// background store: room for a TLS round trip on a loaded machine.
+		runtime.WithLockTTL(time.Second), runtime.WithStoreWait(time.Second)), errs
 }
 
 type secProject struct {
@@ -168,7 +170,7 @@ func securityWorkload(t *testing.T, c *runtime.Cache, errs *redisErrors) {
 	}
 	// lock=distributed, a load longer than the lease's keep-alive period.
 	slow := func(context.Context) (secProject, error) {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond) // past the first keep-alive, at a third of the lease
 		return secProject{ID: 2, Name: "two"}, nil
 	}
 	get("project:2", slow, runtime.Tags("project:2", "projects"), runtime.Lock(runtime.LockDistributed))
