@@ -76,6 +76,11 @@ func (c *Cache) background(ctx context.Context, timeout time.Duration, f func(co
 	return true
 }
 
+// storeTimeout bounds a background store or release: the lease's TTL (its
+// compare-and-set cannot succeed after the lease has expired anyway), at
+// least a second.
+func (c *Cache) storeTimeout() time.Duration { return max(c.leaseTTL, time.Second) }
+
 // Wait blocks until the background work started so far has finished
 // (stores after loads, lease releases, refreshes, pending invalidation
 // retries), or ctx ends. Call it before a process exits, so that what was

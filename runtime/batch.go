@@ -164,7 +164,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 		for _, l := range leases {
 			held = append(held, l)
 		}
-		c.background(ctx, c.leaseTTL, func(bg context.Context) {
+		c.background(ctx, c.storeTimeout(), func(bg context.Context) {
 			for _, l := range held {
 				c.release(bg, l)
 			}
@@ -205,7 +205,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 	}
 	slow := time.Since(started) > maxLoad
 	stored := make(chan struct{})
-	if !c.background(ctx, c.leaseTTL, func(bg context.Context) {
+	if !c.background(ctx, c.storeTimeout(), func(bg context.Context) {
 		defer close(stored)
 		if slow {
 			for _, l := range owned {

@@ -340,7 +340,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 		c.log.Warn("repocache: load too slow to be stored safely", "key", key, "took", time.Since(started))
 		store = func(bg context.Context) { c.release(bg, l); vd.finish(false) }
 	}
-	if !c.background(ctx, c.leaseTTL, store) {
+	if !c.background(ctx, c.storeTimeout(), store) {
 		vd.finish(false) // the lease ends by its TTL
 	}
 	c.awaitStore(ctx, vd.ch)
