@@ -7,6 +7,10 @@ FUZZTIME  ?= 20s
 BENCHCOUNT ?= 10
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# The repository's modules: the runtime's (what a service imports: go-redis
+# and msgpack only), the generator's, runtime/orm's (GORM and its drivers)
+# and the examples'. internal/benchcmp has its own too (make bench-compare).
+MODULES     := . cachegen runtime/orm examples
 
 .PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table
 
@@ -14,8 +18,8 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 ## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
 ## DEMOFLAGS=-serve keeps it serving
 demo:
-	$(GO) generate ./examples/workspaces
-	$(GO) run ./examples/workspaces/cmd/demo $(DEMOFLAGS)
+	cd examples && $(GO) generate ./workspaces
+	cd examples && $(GO) run ./workspaces/cmd/demo $(DEMOFLAGS)
 
 ## bench-compare: repocache against go-redis/cache, gocache and rueidis on
 ## the same Redis (REDIS_URL or 127.0.0.1:6379); writes internal/benchcmp/RESULTS.md
@@ -24,7 +28,7 @@ bench-compare:
 
 ## generate: rerun every go:generate line (cachegen, mockgen)
 generate:
-	$(GO) generate ./...
+	@for m in $(MODULES); do echo "go generate in $$m"; (cd $$m && $(GO) generate ./...) || exit 1; done
 
 ## check-generate: fail if generated files differ from what is committed
 check-generate: generate
@@ -36,13 +40,12 @@ test:
 	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null 2>&1; then \
 		echo "make test: no REDIS_URL and no redis-server on PATH: the tests use the embedded miniredis, not a real Redis, and skip the cluster"; fi
 	@if [ -z "$$DATABASE_URL" ]; then echo "make test: no DATABASE_URL: the database tests run on SQLite only"; fi
-	$(GO) test $(RACE) -count=1 -timeout 30m ./...
+	@for m in $(MODULES); do echo "go test in $$m"; (cd $$m && $(GO) test $(RACE) -count=1 -timeout 30m ./...) || exit 1; done
 
 ## lint: gofmt, go vet and staticcheck
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	@for m in $(MODULES); do echo "vet and staticcheck in $$m"; (cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...) || exit 1; done
 	cd internal/benchcmp && $(GO) vet ./...
 
 ## faults-table: rerun the fault suite (its own servers: a cluster with
@@ -55,7 +58,7 @@ faults-table:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./codec/
 	$(GO) test -run='^$$' -fuzz='^FuzzEscapeKeyPart$$' -fuzztime=$(FUZZTIME) ./runtime/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/directive/
+	cd cachegen && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/directive/
 
 ## bench: the hit-path benchmark, BENCHCOUNT runs, summarised by benchstat
 bench:

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/repocache/repocache/internal/gen/cli"
+	"github.com/repocache/repocache/cachegen/internal/gen/cli"
 )
 
 // TestHelpDirectivesIsGoDoc: what cachegen -help-directives prints (from the

@@ -17,7 +17,8 @@ import (
 func TestMain(m *testing.M) { redistest.Main(m) }
 
 // TestEndToEnd copies testdata/e2e into a temporary module that requires
-// this repository (replace directive, the repository's go.sum; go mod tidy
+// this repository's two modules, the runtime's and cachegen's (replace
+// directives, their go.sums; go mod tidy
 // fetches what the module cache lacks through the module proxy, as on a
 // fresh machine),
 // runs go generate there (the case says //go:generate go tool cachegen),
@@ -29,11 +30,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("compiles a module; skipped with -short")
 	}
 	b := redistest.Standalone(t)
-	repo, err := filepath.Abs("..")
+	gen, err := filepath.Abs(".") // the cachegen module
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(repo, "testdata", "e2e")
+	repo := filepath.Dir(gen) // the runtime's module
+	src := filepath.Join(gen, "testdata", "e2e")
 	mod := t.TempDir()
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -45,10 +47,21 @@ func TestEndToEnd(t *testing.T) {
 		}
 		copyFile(t, filepath.Join(src, e.Name()), filepath.Join(mod, e.Name()))
 	}
-	copyFile(t, filepath.Join(repo, "go.sum"), filepath.Join(mod, "go.sum"))
+	var sums []byte
+	for _, dir := range []string{repo, gen} {
+		b, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, b...)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.sum"), sums, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	gomod := "module example.com/e2e\n\ngo 1.26.0\n\n" +
-		"require github.com/repocache/repocache v0.0.0\n\n" +
+		"require (\n\tgithub.com/repocache/repocache v0.0.0\n\tgithub.com/repocache/repocache/cachegen v0.0.0\n)\n\n" +
 		"replace github.com/repocache/repocache => " + repo + "\n\n" +
+		"replace github.com/repocache/repocache/cachegen => " + gen + "\n\n" +
 		"tool github.com/repocache/repocache/cachegen\n"
 	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,8 +82,8 @@ func TestEndToEnd(t *testing.T) {
 
 	run("mod", "tidy")
 	run("generate", "./...")
-	gen := filepath.Join(mod, "cache_gen.go")
-	got, err := os.ReadFile(gen)
+	out := filepath.Join(mod, "cache_gen.go")
+	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +96,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// A second run leaves the unchanged file alone.
 	old := time.Unix(1, 0)
-	if err := os.Chtimes(gen, old, old); err != nil {
+	if err := os.Chtimes(out, old, old); err != nil {
 		t.Fatal(err)
 	}
 	run("generate", "./...")
-	if fi, err := os.Stat(gen); err != nil || !fi.ModTime().Equal(old) {
+	if fi, err := os.Stat(out); err != nil || !fi.ModTime().Equal(old) {
 		t.Errorf("second go generate rewrote the unchanged file (%v)", err)
 	}
 

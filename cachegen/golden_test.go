@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/repocache/repocache/internal/gen/cli"
-	"github.com/repocache/repocache/internal/gen/diag"
+	"github.com/repocache/repocache/cachegen/internal/gen/cli"
+	"github.com/repocache/repocache/cachegen/internal/gen/diag"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files (want.go, want.stderr) of testdata/")
@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files (want.go, want
 // expected output, or want.stderr, the expected diagnostics. Every output
 // has been type-checked with its package by the generator itself.
 func TestGolden(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", "testdata"))
+	root, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}

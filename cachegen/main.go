@@ -4,7 +4,7 @@ import (
 	_ "embed"
 	"os"
 
-	"github.com/repocache/repocache/internal/gen/cli"
+	"github.com/repocache/repocache/cachegen/internal/gen/cli"
 )
 
 // doc is doc.go, whose package comment is the directive reference that

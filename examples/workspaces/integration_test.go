@@ -12,10 +12,10 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/repocache/repocache/internal/dbtest"
 	"github.com/repocache/repocache/internal/redistest"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/orm"
+	"github.com/repocache/repocache/runtime/orm/ormtest"
 )
 
 // countingRepo counts the calls that reach the database.
@@ -43,7 +43,7 @@ func (c *countingRepo) FindProject(ctx context.Context, id int64) (*Project, err
 // Redis (standalone and cluster) and a real database (SQLite, and
 // PostgreSQL at DATABASE_URL).
 func TestIntegration(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+	ormtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 			ctx := context.Background()
 			store, err := NewStore(db)

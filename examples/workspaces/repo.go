@@ -2,7 +2,7 @@ package workspaces
 
 import "context"
 
-//go:generate go run github.com/repocache/repocache/cachegen -type Repository
+//go:generate go tool cachegen -type Repository
 //go:generate go run go.uber.org/mock/mockgen -source=repo.go -destination=mock_repository_test.go -package=workspaces
 
 // Repository is the application's data access. The //cache: lines are read

@@ -10,7 +10,7 @@ require (
 	github.com/go-redis/cache/v9 v9.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/redis/rueidis v1.0.79
-	github.com/repocache/repocache v0.0.0-00010101000000-000000000000
+	github.com/repocache/repocache v0.0.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 )
 
@@ -24,6 +24,7 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.67.4 // indirect
 	github.com/prometheus/procfs v0.19.2 // indirect
+	github.com/repocache/repocache/cachegen v0.0.0 // indirect
 	github.com/vmihailenco/go-tinylfu v0.2.2 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
@@ -38,3 +39,5 @@ require (
 )
 
 tool github.com/repocache/repocache/cachegen
+
+replace github.com/repocache/repocache/cachegen => ../../cachegen

@@ -9,9 +9,9 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/repocache/repocache/internal/dbtest"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/orm"
+	"github.com/repocache/repocache/runtime/orm/ormtest"
 )
 
 type Team struct {
@@ -45,7 +45,7 @@ func setup(t *testing.T, db *gorm.DB) *orm.Model[Team] {
 }
 
 func TestFind(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+	ormtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
 		m := setup(t, db)
 		acme, err := m.FindUniqueOrThrow(ctx, orm.Where{"slug": "acme"})
@@ -97,7 +97,7 @@ func TestFind(t *testing.T) {
 }
 
 func TestMutations(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+	ormtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
 		m := setup(t, db)
 		created, err := m.Create(ctx, &Team{Slug: "umbrella", Name: "Umbrella", Plan: "free"})
@@ -141,7 +141,7 @@ func TestMutations(t *testing.T) {
 }
 
 func TestBadInputIsAnError(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+	ormtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
 		m := setup(t, db)
 		check := func(what string, err, want error) {
@@ -181,7 +181,7 @@ func TestBadInputIsAnError(t *testing.T) {
 }
 
 func TestTransactionAfterCommit(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+	ormtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
 		m := setup(t, db)
 		var ran []string
