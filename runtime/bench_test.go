@@ -72,7 +72,8 @@ func BenchmarkHit(b *testing.B) {
 	b.Run("impl=raw-get-msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		start := cpuTime()
-		for b.Loop() {
+		b.ResetTimer()
+		for range b.N {
 			data, err := backend.Client.Get(ctx, rawKey).Bytes()
 			if err != nil {
 				b.Fatal(err)
@@ -88,7 +89,8 @@ func BenchmarkHit(b *testing.B) {
 		b.ReportAllocs()
 		id := "42"
 		start := cpuTime()
-		for b.Loop() {
+		b.ResetTimer()
+		for range b.N {
 			// The loader captures its arguments, as generated code does.
 			v, err := runtime.GetCached(ctx, c, "workspace:42", func(ctx context.Context) (benchValue, error) {
 				return load(ctx, id)
@@ -104,7 +106,8 @@ func BenchmarkHit(b *testing.B) {
 		type args struct{ id string }
 		a := args{id: "42"}
 		start := cpuTime()
-		for b.Loop() {
+		b.ResetTimer()
+		for range b.N {
 			// The loader takes its arguments as a value, as generated code
 			// does: nothing is captured, nothing allocated for it.
 			v, err := runtime.GetCachedWith(ctx, c, "workspace:42", a, func(ctx context.Context, a args) (benchValue, error) {
@@ -147,7 +150,8 @@ func BenchmarkBatch(b *testing.B) {
 	b.Run("impl=raw-mget-msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		start := cpuTime()
-		for b.Loop() {
+		b.ResetTimer()
+		for range b.N {
 			vals, err := backend.Client.MGet(ctx, rawKeys...).Result()
 			if err != nil {
 				b.Fatal(err)
@@ -169,7 +173,8 @@ func BenchmarkBatch(b *testing.B) {
 	b.Run("impl=GetBatch", func(b *testing.B) {
 		b.ReportAllocs()
 		start := cpuTime()
-		for b.Loop() {
+		b.ResetTimer()
+		for range b.N {
 			out, err := runtime.GetBatch(ctx, c, ids, key, idOf, load, runtime.TTL(time.Hour))
 			if err != nil || len(out) != 100 {
 				b.Fatal(len(out), err)
@@ -196,7 +201,8 @@ func BenchmarkStaleHit(b *testing.B) {
 	}
 	b.ReportAllocs()
 	start := cpuTime()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		if _, err := runtime.GetCached(ctx, c, "stale", load, opts...); err != nil {
 			b.Fatal(err)
 		}
@@ -219,7 +225,8 @@ func BenchmarkDistributedMiss(b *testing.B) {
 			run := strconv.FormatInt(time.Now().UnixNano(), 36) // every key a miss, in every -count run
 			i := 0
 			start := cpuTime()
-			for b.Loop() {
+			b.ResetTimer()
+			for range b.N {
 				i++
 				if _, err := runtime.GetCached(ctx, c, "miss:"+run+":"+strconv.Itoa(i), load, runtime.TTL(time.Minute), runtime.Lock(lock)); err != nil {
 					b.Fatal(err)

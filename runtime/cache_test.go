@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -62,7 +63,7 @@ func newCache(b *redistest.Backend, opts ...runtime.Option) *runtime.Cache {
 	return runtime.New(b.Client, append([]runtime.Option{runtime.WithNamespace(b.Namespace), runtime.WithLogger(discard)}, opts...)...)
 }
 
-var discard = slog.New(slog.DiscardHandler)
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var timeEqual = cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
 

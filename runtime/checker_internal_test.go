@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -36,7 +37,7 @@ func TestConsistencyChecker(t *testing.T) {
 		ctx := context.Background()
 		var caches []*Cache
 		for range 3 {
-			caches = append(caches, New(redistest.NewClient(t, b), WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler))))
+			caches = append(caches, New(redistest.NewClient(t, b), WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 		}
 		var (
 			dbMu  sync.Mutex
@@ -78,7 +79,9 @@ func TestConsistencyChecker(t *testing.T) {
 		var stale atomic.Int64
 		var wg sync.WaitGroup
 		for w := range writers {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				for i := range writesEach {
 					c := caches[rand.IntN(len(caches))]
 					r := w + writers*(i%2) // this writer's own rows: w and w+4
@@ -96,10 +99,12 @@ func TestConsistencyChecker(t *testing.T) {
 					}
 					ack(r, v)
 				}
-			})
+			}()
 		}
 		for range readers {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				for range readsEach {
 					c := caches[rand.IntN(len(caches))]
 					lock := []LockMode{LockLocal, LockDistributed, LockNone}[rand.IntN(3)]
@@ -137,7 +142,7 @@ func TestConsistencyChecker(t *testing.T) {
 						stale.Add(1)
 					}
 				}
-			})
+			}()
 		}
 		wg.Wait()
 

@@ -116,7 +116,7 @@ func NewClient(rawURL string, opts ...ClientOption) (*Client, error) {
 		c.UniversalClient = redis.NewClient(uo.Simple())
 	}
 	c.AddHook(connHook{c})
-	redis.SetLogger(&redisLogger{log: c.log, limit: rateLimitedLog{every: time.Second}})
+	goRedisLog.target.Store(c.log)
 	c.log.Info("repocache: redis client configured", "url", c.url, "pool_size", uo.PoolSize,
 		"read_timeout", uo.ReadTimeout, "max_retries", uo.MaxRetries)
 	return c, nil
@@ -354,14 +354,29 @@ func (c *Client) connError(err error) {
 	}
 }
 
+// go-redis keeps one logger for the whole process, written without
+// synchronisation in the versions we support: setting it while any client
+// dials is a data race. So the runtime installs its bridge once, when the
+// package is initialised (before any client can exist), and NewClient only
+// changes, atomically, where the bridge writes: go-redis's own lines go to
+// the last NewClient's logger (slog.Default() before the first), at WARN,
+// at most one a second.
+var goRedisLog = &redisLogger{limit: rateLimitedLog{every: time.Second}}
+
+func init() { redis.SetLogger(goRedisLog) }
+
 // redisLogger is go-redis's internal logger, routed through slog.
 type redisLogger struct {
-	log   *slog.Logger
-	limit rateLimitedLog
+	target atomic.Pointer[slog.Logger]
+	limit  rateLimitedLog
 }
 
 func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	log := l.target.Load()
+	if log == nil {
+		log = slog.Default()
+	}
 	if ok, suppressed := l.limit.allow(); ok {
-		l.log.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...), "suppressed", suppressed)
+		log.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...), "suppressed", suppressed)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
 
 func quietCache(b *redistest.Backend, opts ...Option) *Cache {
-	return New(b.Client, append([]Option{WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	return New(b.Client, append([]Option{WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
 }
 
 // row is a database row with a version that every write increments.
@@ -134,7 +135,7 @@ func TestDistributedStampede(t *testing.T) {
 		var caches []*Cache
 		for range 4 {
 			cl := redistest.NewClient(t, b)
-			caches = append(caches, New(cl, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler))))
+			caches = append(caches, New(cl, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 		}
 		var loads atomic.Int64
 		load := func(context.Context) (string, error) {
@@ -147,14 +148,16 @@ func TestDistributedStampede(t *testing.T) {
 		errs := make(chan error, 128)
 		for i := range 128 {
 			c := caches[i%4]
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				<-start
 				v, err := GetCached(ctx, c, "hot", load, TTL(time.Minute), Lock(LockDistributed))
 				if err == nil && v != "v" {
 					err = fmt.Errorf("got %q", v)
 				}
 				errs <- err
-			})
+			}()
 		}
 		close(start)
 		wg.Wait()

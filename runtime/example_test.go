@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -22,7 +23,7 @@ func Example() {
 	defer mr.Close()
 	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer client.Close()
-	cache := runtime.New(client, runtime.WithNamespace("app:dev"), runtime.WithLogger(slog.New(slog.DiscardHandler)))
+	cache := runtime.New(client, runtime.WithNamespace("app:dev"), runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	ctx := context.Background()
 
 	loads := 0

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		const n = 64
 		ctx := context.Background()
-		c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
+		c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		var joined atomic.Int64
 		allJoined := make(chan struct{})
 		c.flight.joined = func() {
@@ -37,13 +38,15 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, n)
 		for range n {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				v, err := GetCached(ctx, c, "hot", load, TTL(time.Minute))
 				if err == nil && v != "v" {
 					err = fmt.Errorf("got %q", v)
 				}
 				errs <- err
-			})
+			}()
 		}
 		wg.Wait()
 		close(errs)
@@ -63,7 +66,7 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 // leader's context error but load itself.
 func TestFollowerTakesOverWhenLeaderIsCanceled(t *testing.T) {
 	b := redistest.Standalone(t)
-	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
+	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	followerJoined := make(chan struct{})
 	var once sync.Once
 	c.flight.joined = func() { once.Do(func() { close(followerJoined) }) }

@@ -216,7 +216,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 }
 
 func infoString(info, field string) string {
-	for line := range strings.SplitSeq(info, "\n") {
+	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strings.TrimSpace(v)
 		}
@@ -225,7 +225,7 @@ func infoString(info, field string) string {
 }
 
 func infoInt(info, field string) int64 {
-	for line := range strings.SplitSeq(info, "\n") {
+	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			return n

@@ -69,13 +69,15 @@ func testJoinedCallersGetTheirOwnValue(t *testing.T, b *redistest.Backend) {
 	var got [2]*account
 	var wg sync.WaitGroup
 	for i := range got {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			v, err := GetCached(ctx, c, "acct:1", load, TTL(time.Minute))
 			if err != nil {
 				t.Error(err)
 			}
 			got[i] = v
-		})
+		}()
 	}
 	wg.Wait()
 	if got[0] == nil || got[1] == nil {

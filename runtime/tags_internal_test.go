@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -83,7 +84,7 @@ func fillTag(t *testing.T, c *Cache, tag string, n int) {
 
 func testLargeTag(t *testing.T, b *redistest.Backend, n int) {
 	ctx := context.Background()
-	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
+	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	fillTag(t, c, "big", n)
 	if card := b.Client.ZCard(ctx, c.tagKey("big")).Val(); card != int64(n) {
 		t.Fatalf("tag set holds %d members, want %d", card, n)
@@ -137,7 +138,7 @@ func TestTagSetPrunesExpiredMembers(t *testing.T) {
 	b := redistest.Standalone(t)
 	b.RequireReal(t)
 	ctx := context.Background()
-	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
+	c := New(b.Client, WithNamespace(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	// 100 members that are already dead: scored in the past, as if their
 	// keys had expired.
 	tk := c.tagKey("hot")

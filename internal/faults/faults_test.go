@@ -3,6 +3,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -127,19 +128,23 @@ func (w *workload) read(ctx context.Context) {
 func (w *workload) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range 2 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for ctx.Err() == nil {
 				w.write(context.WithoutCancel(ctx))
 				time.Sleep(2 * time.Millisecond) // the pace of the load, not a synchronisation
 			}
-		})
+		}()
 	}
 	for range 6 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for ctx.Err() == nil {
 				w.read(context.WithoutCancel(ctx))
 			}
-		})
+		}()
 	}
 	wg.Wait()
 }
@@ -243,7 +248,7 @@ func check(t *testing.T, f figures) {
 	tableMu.Unlock()
 }
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newCaches builds n caches, each on its own client from runtime.NewClient
 // (the production defaults), in one namespace.

@@ -14,7 +14,8 @@ import (
 )
 
 // The host pins older versions of modules that repocache's other modules
-// use at newer ones, as the Git forge of issue 14 did.
+// use at newer ones, and a go line below 1.24 (where vet's printf check
+// grew stricter), as the Git forge of issue 14 did.
 var pinned = map[string]string{
 	"gorm.io/gorm":            "v1.25.0",
 	"github.com/jackc/pgx/v5": "v5.4.0",
@@ -34,7 +35,7 @@ func TestHostRequirementsUnchanged(t *testing.T) {
 	for m, v := range pinned {
 		req.WriteString("\t" + m + " " + v + "\n")
 	}
-	gomod := "module example.com/host\n\ngo 1.26.0\n\nrequire (\n" + req.String() +
+	gomod := "module example.com/host\n\ngo 1.23.0\n\nrequire (\n" + req.String() +
 		"\tgithub.com/repocache/repocache v0.0.0\n)\n\nreplace github.com/repocache/repocache => " + repo + "\n"
 	main := `package main
 
@@ -78,7 +79,7 @@ func main() {}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "\ngo 1.26.0\n") {
+	if !strings.Contains(string(b), "\ngo 1.23.0\n") {
 		t.Errorf("the host's go line moved:\n%s", b)
 	}
 	for _, heavy := range []string{"gorm.io/driver", "glebarez", "dave/jennifer", "go.uber.org/mock"} {

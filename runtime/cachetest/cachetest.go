@@ -27,6 +27,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -94,7 +95,7 @@ func New(t testing.TB, opts ...runtime.Option) *Cache {
 // logger that discards. The caller must Close it. Its Wait and Keys panic
 // where a Cache from New fails its test.
 func Open(name string, opts ...runtime.Option) (*Cache, error) {
-	return open(name, append([]runtime.Option{runtime.WithLogger(slog.New(slog.DiscardHandler))}, opts...))
+	return open(name, append([]runtime.Option{runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...))
 }
 
 func open(name string, opts []runtime.Option) (*Cache, error) {

@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func newProxiedLocks(t *testing.T, retries int) (*redistest.Backend, *proxied, *
 	t.Helper()
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, retries, obtainScript, releaseScript, refreshScript)
-	c, err := New(px.client, WithPrefix(b.Namespace), WithLogger(slog.New(slog.DiscardHandler)))
+	c, err := New(px.client, WithPrefix(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-var discard = slog.New(slog.DiscardHandler)
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newClient(t *testing.T, b *redistest.Backend, opts ...lock.Option) *lock.Client {
 	t.Helper()
@@ -243,7 +244,9 @@ func TestMutualExclusion(t *testing.T) {
 		)
 		retry := lock.WithRetry(lock.ExponentialBackoff(time.Millisecond, 20*time.Millisecond))
 		for range 8 {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				for range 5 {
 					l, err := c.Obtain(ctx, "shared", 10*time.Second, retry)
 					if err != nil {
@@ -265,7 +268,7 @@ func TestMutualExclusion(t *testing.T) {
 						t.Error(err)
 					}
 				}
-			})
+			}()
 		}
 		wg.Wait()
 		if overlaps.Load() != 0 || total.Load() != 40 {

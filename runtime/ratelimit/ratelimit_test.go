@@ -24,7 +24,7 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-var discard = slog.New(slog.DiscardHandler)
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // limiters builds one limiter of each kind allowing limit requests per
 // period, under distinct prefixes.
@@ -52,7 +52,9 @@ func TestConcurrentClientsNeverExceed(t *testing.T) {
 					wg      sync.WaitGroup
 				)
 				for range 20 {
-					wg.Go(func() {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
 						for range 10 {
 							r, err := l.Allow(context.Background(), "user:42")
 							if err != nil {
@@ -63,7 +65,7 @@ func TestConcurrentClientsNeverExceed(t *testing.T) {
 								allowed.Add(1)
 							}
 						}
-					})
+					}()
 				}
 				wg.Wait()
 				if n := allowed.Load(); n != 37 {

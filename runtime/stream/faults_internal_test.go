@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -101,7 +102,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-var quiet = slog.New(slog.DiscardHandler)
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // TestRetriedDeadLetterIsReported (issue 10): the reply to the dead-letter
 // script is lost after the server moved the message, and go-redis runs it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-var discard = slog.New(slog.DiscardHandler)
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func opts(b *redistest.Backend, more ...stream.Option) []stream.Option {
 	return append([]stream.Option{stream.WithPrefix(b.Namespace), stream.WithLogger(discard)}, more...)
@@ -107,7 +108,7 @@ func killPubSubClients(t *testing.T, b *redistest.Backend, name string) int64 {
 		if err != nil {
 			return err
 		}
-		for line := range strings.SplitSeq(list, "\n") {
+		for _, line := range strings.Split(list, "\n") {
 			fields := strings.Fields(line)
 			if !slices.Contains(fields, "name="+name) || !slices.ContainsFunc(fields, func(f string) bool {
 				return strings.HasPrefix(f, "sub=") && f != "sub=0"
