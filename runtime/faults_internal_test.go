@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,14 +13,11 @@ import (
 	"github.com/repocache/repocache/internal/redistest"
 )
 
-// proxied is a Cache whose client reaches b's server through a fault proxy,
-// with a short read timeout and go-redis's retries, as in production.
+// proxied is a Cache whose client reaches b's server through a fault
+// proxy (see faultproxy.NewClient).
 type proxied struct {
-	c     *Cache
-	proxy *faultproxy.Proxy
-	// before, when set, is called with each command's name and first
-	// argument (for EVALSHA, the script's SHA) before it is sent.
-	before atomic.Pointer[func(name, arg string)]
+	*faultproxy.Client
+	c *Cache
 }
 
 func newProxied(t *testing.T, b *redistest.Backend, retries int, opts ...Option) *proxied {
@@ -30,77 +26,14 @@ func newProxied(t *testing.T, b *redistest.Backend, retries int, opts ...Option)
 	if b.Cluster {
 		t.Fatal("newProxied: standalone only")
 	}
-	p, err := faultproxy.Start(b.Addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	client := redis.NewClient(&redis.Options{
-		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
-		PoolSize: 4, DialerRetries: 1, ContextTimeoutEnabled: true, // as NewClient sets them
-	})
-	t.Cleanup(func() { _ = client.Close() })
-	px := &proxied{proxy: p}
-	client.AddHook(px)
-	px.c = quietCache(&redistest.Backend{Client: client, Namespace: b.Namespace}, opts...)
-	// Warm the pool and the script cache, so that the next reply is the
-	// one a test delays, not a handshake or a NOSCRIPT.
-	ctx := context.Background()
-	if err := client.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*redis.Script{leaseScript, casStoreScript, releaseScript, tagAddScript, tagDropScript} {
-		if err := s.Load(ctx, client).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return px
+	fc := faultproxy.NewClient(t, b.Addrs[0], retries,
+		leaseScript, casStoreScript, releaseScript, tagAddScript, tagDropScript, refreshLockScript, keepaliveScript)
+	return &proxied{Client: fc, c: quietCache(&redistest.Backend{Client: fc.Client, Namespace: b.Namespace}, opts...)}
 }
 
-func (px *proxied) call(cmd redis.Cmder) {
-	if f := px.before.Load(); f != nil {
-		arg := ""
-		if args := cmd.Args(); len(args) > 1 {
-			arg, _ = args[1].(string)
-		}
-		(*f)(strings.ToLower(cmd.Name()), arg)
-	}
-}
-
-func (px *proxied) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (px *proxied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		px.call(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			px.call(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// onScript runs f once, before the first run of script.
-func (px *proxied) onScript(script *redis.Script, f func()) {
-	var once atomic.Bool
-	g := func(name, arg string) {
-		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
-			f()
-		}
-	}
-	px.before.Store(&g)
-}
-
-// lateReply makes the reply to the first run of script arrive after the
-// client's read timeout: the server has run it, the client retries it (or,
-// without retries, returns the timeout).
-func (px *proxied) lateReply(script *redis.Script) {
-	px.onScript(script, func() { px.proxy.DelayNext(1, 350*time.Millisecond) })
-}
+// lateReply and onScript, for the tests of this file.
+func (px *proxied) lateReply(script *redis.Script)          { px.LateReply(script) }
+func (px *proxied) onScript(script *redis.Script, f func()) { px.OnScript(script, f) }
 
 func storeTagged(t *testing.T, c *Cache, key, tag string) {
 	t.Helper()
@@ -183,8 +116,8 @@ func TestRetriedLeaseIsTheCallersOwn(t *testing.T) {
 func TestStoreDoesNotDelayTheCaller(t *testing.T) {
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, 2)
-	px.onScript(casStoreScript, px.proxy.Hold)
-	defer px.proxy.Release()
+	px.onScript(casStoreScript, px.Proxy.Hold)
+	defer px.Proxy.Release()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute), Tags("t"))
@@ -194,7 +127,7 @@ func TestStoreDoesNotDelayTheCaller(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("GetCached returned after the caller's 300 ms deadline: the store ran on the caller's time")
 	}
-	px.proxy.Release()
+	px.Proxy.Release()
 	if err := px.c.Wait(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
 	}
@@ -223,7 +156,7 @@ func TestRedisDownFailsFast(t *testing.T) {
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, 2)
 	ctx := context.Background()
-	px.proxy.Refuse(true, true)
+	px.Proxy.Refuse(true, true)
 	var loads atomic.Int64
 	load := func(context.Context) (string, error) { loads.Add(1); return "v", nil }
 	for i := range 10 {
@@ -236,14 +169,14 @@ func TestRedisDownFailsFast(t *testing.T) {
 		t.Fatalf("BreakerOpen = %v, skips = %d after 10 reads with Redis down; want open, most reads skipped", s.BreakerOpen, s.BreakerSkips)
 	}
 	// While open, a read does not touch Redis: the proxy sees no command.
-	before := px.proxy.Replies()
+	before := px.Proxy.Replies()
 	if _, err := GetCached(ctx, px.c, "k", load, TTL(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if px.proxy.Replies() != before {
+	if px.Proxy.Replies() != before {
 		t.Fatal("a read went to Redis while the breaker was open")
 	}
-	px.proxy.Refuse(false, false)
+	px.Proxy.Refuse(false, false)
 	took := eventually(t, 2*time.Second, "breaker closed after Redis came back", func() bool {
 		s, _ := px.c.Stats(ctx)
 		return !s.BreakerOpen
@@ -266,7 +199,7 @@ func TestFailedInvalidationIsRetried(t *testing.T) {
 	if err := Set(ctx, direct, "item:2", "old", TTL(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	px.proxy.Refuse(true, true)
+	px.Proxy.Refuse(true, true)
 	if err := px.c.InvalidateTags(ctx, "group"); err == nil {
 		t.Fatal("InvalidateTags with Redis down returned nil")
 	}
@@ -278,7 +211,7 @@ func TestFailedInvalidationIsRetried(t *testing.T) {
 		t.Fatalf("InvalidationFailures = %d, pending retries = %d, read Errors = %d; want 2, 2, 0",
 			s.InvalidationFailures, s.InvalidationRetries, s.Errors)
 	}
-	px.proxy.Refuse(false, false)
+	px.Proxy.Refuse(false, false)
 	wait, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -298,8 +231,8 @@ func TestFailedInvalidationIsRetried(t *testing.T) {
 func TestHungRedisLeavesTheLoaderTime(t *testing.T) {
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, 2)
-	px.proxy.Hold()
-	defer px.proxy.Release()
+	px.Proxy.Hold()
+	defer px.Proxy.Release()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond) // the read timeout is 200 ms
 	defer cancel()
 	v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute))
@@ -316,9 +249,6 @@ func TestRetriedScriptsEndWell(t *testing.T) {
 	t.Run("refresh lock", func(t *testing.T) {
 		b := redistest.Standalone(t)
 		px := newProxied(t, b, 2)
-		if err := refreshLockScript.Load(ctx, px.c.client).Err(); err != nil {
-			t.Fatal(err)
-		}
 		writeStale(t, px.c, "k", "old")
 		px.lateReply(refreshLockScript)
 		v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "new", nil }, TTL(time.Minute), SWR(time.Minute))
@@ -336,9 +266,6 @@ func TestRetriedScriptsEndWell(t *testing.T) {
 	t.Run("keepalive", func(t *testing.T) {
 		b := redistest.Standalone(t)
 		px := newProxied(t, b, 2, WithLockTTL(300*time.Millisecond))
-		if err := keepaliveScript.Load(ctx, px.c.client).Err(); err != nil {
-			t.Fatal(err)
-		}
 		px.lateReply(keepaliveScript)
 		v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) {
 			time.Sleep(700 * time.Millisecond) // a load that needs its lease kept alive

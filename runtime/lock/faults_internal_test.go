@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,86 +14,28 @@ import (
 	"github.com/repocache/repocache/internal/redistest"
 )
 
-// proxied is a client that reaches b's server through a fault proxy, with
-// a short read timeout and go-redis's retries, as runtime.NewClient sets
-// them.
-type proxied struct {
-	client *redis.Client
-	proxy  *faultproxy.Proxy
-	before atomic.Pointer[func(name, arg string)]
-}
-
-func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *proxied {
+// newProxied is a client through a fault proxy to b's server, as
+// runtime.NewClient would configure it (see faultproxy.NewClient).
+func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *faultproxy.Client {
 	t.Helper()
 	b.RequireReal(t)
-	p, err := faultproxy.Start(b.Addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	client := redis.NewClient(&redis.Options{
-		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
-		PoolSize: 4, DialerRetries: 1, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { _ = client.Close() })
-	px := &proxied{client: client, proxy: p}
-	client.AddHook(px)
-	ctx := context.Background()
-	if err := client.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range scripts { // no NOSCRIPT round trip before the delayed reply
-		if err := s.Load(ctx, client).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return px
+	return faultproxy.NewClient(t, b.Addrs[0], retries, scripts...)
 }
 
-func (px *proxied) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (px *proxied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if f := px.before.Load(); f != nil {
-			arg := ""
-			if args := cmd.Args(); len(args) > 1 {
-				arg, _ = args[1].(string)
-			}
-			(*f)(strings.ToLower(cmd.Name()), arg)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-// lateReply makes the reply to the next run of script arrive after the
-// client's read timeout: the server has run it, go-redis runs it again.
-func (px *proxied) lateReply(script *redis.Script) {
-	var once atomic.Bool
-	f := func(name, arg string) {
-		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
-			px.proxy.DelayNext(1, 350*time.Millisecond)
-		}
-	}
-	px.before.Store(&f)
-}
-
-func newProxiedLocks(t *testing.T, retries int) (*redistest.Backend, *proxied, *Client) {
+func newProxiedLocks(t *testing.T, retries int) (*redistest.Backend, *faultproxy.Client, *Client) {
 	t.Helper()
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, retries, obtainScript, releaseScript, refreshScript)
-	c, err := New(px.client, WithPrefix(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	c, err := New(px.Client, WithPrefix(b.Namespace), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b, px, c
 }
 
-func assertRetried(t *testing.T, px *proxied, start int64) {
+func assertRetried(t *testing.T, px *faultproxy.Client, start int64) {
 	t.Helper()
-	if px.proxy.Replies()-start < 2 {
+	if px.Proxy.Replies()-start < 2 {
 		t.Fatal("the script was not run twice: the late reply did not cause a retry")
 	}
 }
@@ -115,8 +55,8 @@ func TestRetriedObtainIsTheCallersOwn(t *testing.T) {
 	if err := before.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	px.lateReply(obtainScript)
-	start := px.proxy.Replies()
+	px.LateReply(obtainScript)
+	start := px.Proxy.Replies()
 	l, err := c.Obtain(ctx, "job", time.Minute)
 	assertRetried(t, px, start)
 	if err != nil {
@@ -150,8 +90,8 @@ func TestRetriedReleaseSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px.lateReply(releaseScript)
-	start := px.proxy.Replies()
+	px.LateReply(releaseScript)
+	start := px.Proxy.Replies()
 	err = l.Release(ctx)
 	assertRetried(t, px, start)
 	if err != nil {
@@ -174,8 +114,8 @@ func TestRetriedRefreshSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px.lateReply(refreshScript)
-	start := px.proxy.Replies()
+	px.LateReply(refreshScript)
+	start := px.Proxy.Replies()
 	err = l.Refresh(ctx, time.Minute)
 	assertRetried(t, px, start)
 	if err != nil {
@@ -192,7 +132,7 @@ func TestRetriedRefreshSucceeds(t *testing.T) {
 func TestTimedOutObtainLeavesNoLock(t *testing.T) {
 	_, px, c := newProxiedLocks(t, -1)
 	ctx := context.Background()
-	px.lateReply(obtainScript)
+	px.LateReply(obtainScript)
 	if _, err := c.Obtain(ctx, "job", time.Minute); err == nil {
 		t.Fatal("Obtain succeeded: the late reply did not time out")
 	}

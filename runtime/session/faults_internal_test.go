@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,77 +13,19 @@ import (
 	"github.com/repocache/repocache/internal/redistest"
 )
 
-// proxied is a client that reaches b's server through a fault proxy, with
-// a short read timeout and go-redis's retries, as runtime.NewClient sets
-// them.
-type proxied struct {
-	client *redis.Client
-	proxy  *faultproxy.Proxy
-	before atomic.Pointer[func(name, arg string)]
-}
-
-func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *proxied {
+// newProxied is a client through a fault proxy to b's server, as
+// runtime.NewClient would configure it (see faultproxy.NewClient).
+func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *faultproxy.Client {
 	t.Helper()
 	b.RequireReal(t)
-	p, err := faultproxy.Start(b.Addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	client := redis.NewClient(&redis.Options{
-		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
-		PoolSize: 4, DialerRetries: 1, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { _ = client.Close() })
-	px := &proxied{client: client, proxy: p}
-	client.AddHook(px)
-	ctx := context.Background()
-	if err := client.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range scripts { // no NOSCRIPT round trip before the delayed reply
-		if err := s.Load(ctx, client).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return px
+	return faultproxy.NewClient(t, b.Addrs[0], retries, scripts...)
 }
 
-func (px *proxied) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (px *proxied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if f := px.before.Load(); f != nil {
-			arg := ""
-			if args := cmd.Args(); len(args) > 1 {
-				arg, _ = args[1].(string)
-			}
-			(*f)(strings.ToLower(cmd.Name()), arg)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-// lateReply makes the reply to the next run of script arrive after the
-// client's read timeout: the server has run it, go-redis runs it again.
-func (px *proxied) lateReply(script *redis.Script) {
-	var once atomic.Bool
-	f := func(name, arg string) {
-		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
-			px.proxy.DelayNext(1, 350*time.Millisecond)
-		}
-	}
-	px.before.Store(&f)
-}
-
-func newProxiedStore(t *testing.T, retries int) (*redistest.Backend, *proxied, *Store[string]) {
+func newProxiedStore(t *testing.T, retries int) (*redistest.Backend, *faultproxy.Client, *Store[string]) {
 	t.Helper()
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, retries, createScript, regenerateScript, touchScript, updateScript, deleteScript, indexAddScript)
-	s, err := New[string](px.client, WithPrefix(b.Namespace+":sess"))
+	s, err := New[string](px.Client, WithPrefix(b.Namespace+":sess"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +62,10 @@ func TestRetriedRegenerateKeepsTheSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.UserID, old.Data = "ada", "logged in"
-	px.lateReply(regenerateScript)
-	start := px.proxy.Replies()
+	px.LateReply(regenerateScript)
+	start := px.Proxy.Replies()
 	next, err := s.Regenerate(ctx, old)
-	if px.proxy.Replies()-start < 2 {
+	if px.Proxy.Replies()-start < 2 {
 		t.Fatal("the script was not run twice: the late reply did not cause a retry")
 	}
 	if err != nil {
@@ -155,14 +96,14 @@ func TestTimedOutWriteLeavesNoSession(t *testing.T) {
 			ctx := context.Background()
 			var err error
 			if op == "create" {
-				px.lateReply(createScript)
+				px.LateReply(createScript)
 				_, err = s.Create(ctx, "ada", "data")
 			} else {
 				old, cerr := s.Create(ctx, "ada", "data")
 				if cerr != nil {
 					t.Fatal(cerr)
 				}
-				px.lateReply(regenerateScript)
+				px.LateReply(regenerateScript)
 				_, err = s.Regenerate(ctx, old)
 			}
 			if err == nil {
@@ -181,26 +122,26 @@ func TestTimedOutWriteLeavesNoSession(t *testing.T) {
 func TestRetriedReadsAndWritesAreIdempotent(t *testing.T) {
 	b, px, s := newProxiedStore(t, 2)
 	ctx := context.Background()
-	px.lateReply(createScript)
+	px.LateReply(createScript)
 	sess, err := s.Create(ctx, "ada", "v1")
 	if err != nil {
 		t.Fatalf("retried Create: %v", err)
 	}
-	px.lateReply(indexAddScript)
+	px.LateReply(indexAddScript)
 	other, err := s.Create(ctx, "ada", "v1")
 	if err != nil {
 		t.Fatalf("Create with a retried index add: %v", err)
 	}
-	px.lateReply(touchScript)
+	px.LateReply(touchScript)
 	if got, err := s.Get(ctx, sess.ID); err != nil || got.Data != "v1" {
 		t.Fatalf("retried Get: %+v, %v", got, err)
 	}
 	sess.Data = "v2"
-	px.lateReply(updateScript)
+	px.LateReply(updateScript)
 	if err := s.Update(ctx, sess); err != nil {
 		t.Fatalf("retried Update: %v", err)
 	}
-	px.lateReply(deleteScript)
+	px.LateReply(deleteScript)
 	if err := s.Delete(ctx, other.ID); err != nil {
 		t.Fatalf("retried Delete: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,70 +15,12 @@ import (
 	"github.com/repocache/repocache/internal/redistest"
 )
 
-// proxied is a client that reaches b's server through a fault proxy, with
-// a short read timeout and go-redis's retries, as runtime.NewClient sets
-// them.
-type proxied struct {
-	client *redis.Client
-	proxy  *faultproxy.Proxy
-	before atomic.Pointer[func(name, arg string)]
-}
-
-func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *proxied {
+// newProxied is a client through a fault proxy to b's server, as
+// runtime.NewClient would configure it (see faultproxy.NewClient).
+func newProxied(t *testing.T, b *redistest.Backend, retries int, scripts ...*redis.Script) *faultproxy.Client {
 	t.Helper()
 	b.RequireReal(t)
-	p, err := faultproxy.Start(b.Addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	client := redis.NewClient(&redis.Options{
-		Addr: p.Addr(), ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaxRetries: retries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond,
-		PoolSize: 4, DialerRetries: 1, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { _ = client.Close() })
-	px := &proxied{client: client, proxy: p}
-	client.AddHook(px)
-	ctx := context.Background()
-	if err := client.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range scripts { // no NOSCRIPT round trip before the delayed reply
-		if err := s.Load(ctx, client).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return px
-}
-
-func (px *proxied) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (px *proxied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if f := px.before.Load(); f != nil {
-			arg := ""
-			if args := cmd.Args(); len(args) > 1 {
-				arg, _ = args[1].(string)
-			}
-			(*f)(strings.ToLower(cmd.Name()), arg)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (px *proxied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-// lateReply makes the reply to the next run of script arrive after the
-// client's read timeout: the server has run it, go-redis runs it again.
-func (px *proxied) lateReply(script *redis.Script) {
-	var once atomic.Bool
-	f := func(name, arg string) {
-		if name == "evalsha" && arg == script.Hash() && !once.Swap(true) {
-			px.proxy.DelayNext(1, 350*time.Millisecond)
-		}
-	}
-	px.before.Store(&f)
+	return faultproxy.NewClient(t, b.Addrs[0], retries, scripts...)
 }
 
 // runWorker starts w.Run on ctx and stops it when the test ends.
@@ -113,19 +54,19 @@ func TestRetriedDeadLetterIsReported(t *testing.T) {
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, 2, ensureGroupScript, deadLetterScript)
 	var hooked atomic.Int64
-	w, err := NewWorker(px.client, "jobs", "g", func(context.Context, Message) error { return errors.New("boom") },
+	w, err := NewWorker(px.Client, "jobs", "g", func(context.Context, Message) error { return errors.New("boom") },
 		WithPrefix(b.Namespace), WithLogger(quiet), WithMaxDeliveries(1), WithBlock(50*time.Millisecond),
 		WithOnDeadLetter(func(Message, error) { hooked.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	px.lateReply(deadLetterScript)
+	px.LateReply(deadLetterScript)
 	runWorker(t, w)
 	p, err := NewProducer(b.Client, "jobs", WithPrefix(b.Namespace))
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := px.proxy.Replies()
+	start := px.Proxy.Replies()
 	if _, err := p.Add(context.Background(), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +75,7 @@ func TestRetriedDeadLetterIsReported(t *testing.T) {
 	waitFor(t, "the dead letter was not reported (hook or counter)", 2*time.Second, func() bool {
 		return hooked.Load() == 1 && w.Stats().DeadLettered == 1
 	})
-	if px.proxy.Replies()-start < 2 {
+	if px.Proxy.Replies()-start < 2 {
 		t.Fatal("no retry happened")
 	}
 	if n := b.Client.XLen(context.Background(), dlq).Val(); n != 1 {
@@ -151,9 +92,9 @@ func TestRetriedReclaimRunsTheRetry(t *testing.T) {
 	b := redistest.Standalone(t)
 	px := newProxied(t, b, 2, ensureGroupScript, deadLetterScript, reclaimScript)
 	var calls, done atomic.Int64
-	w, err := NewWorker(px.client, "jobs", "g", func(_ context.Context, m Message) error {
+	w, err := NewWorker(px.Client, "jobs", "g", func(_ context.Context, m Message) error {
 		if calls.Add(1) == 1 {
-			px.lateReply(reclaimScript)
+			px.LateReply(reclaimScript)
 			return errors.New("first delivery fails")
 		}
 		if m.Deliveries != 2 {
