@@ -51,25 +51,25 @@ var (
 // Cache is a namespaced cache on one Redis client. It is safe for concurrent
 // use; create one per process and share it.
 type Cache struct {
-	client  redis.UniversalClient
-	perKey  bool // keys of one command may live in different slots: one command per key
-	ns      string
-	dbID    string // see WithDatabase
-	prefix  string // ns + ":"
-	codec   codec.Codec
-	log     *slog.Logger
-	metrics Metrics
-	flight  flightGroup
-	stats   counters
-	errLog  rateLimitedLog
-	tasks   tasks // background work; see background
-	invLog  rateLimitedLog
-	encLog  rateLimitedLog
-	retries retryQueue
-	br      breaker
-	cluster *redis.ClusterClient // the client, when it is a cluster client
-	nodeBr  sync.Map             // master address → *nodeBreaker, on a cluster; see breaker.go
-	maxTTL  atomic.Int64         // the longest TTL written, for the retry window
+	client   redis.UniversalClient
+	perKey   bool // keys of one command may live in different slots: one command per key
+	ns       string
+	dbID     string // see WithDatabase
+	prefix   string // ns + ":"
+	codec    codec.Codec
+	log      *slog.Logger
+	metrics  Metrics
+	flight   flightGroup
+	stats    counters
+	errLog   rateLimitedLog
+	tasks    tasks // background work; see background
+	invLog   rateLimitedLog
+	valueLog rateLimitedLog // lines about values: encode failures, undecodable entries
+	retries  retryQueue
+	br       breaker
+	cluster  *redis.ClusterClient // the client, when it is a cluster client
+	nodeBr   sync.Map             // master address → *nodeBreaker, on a cluster; see breaker.go
+	maxTTL   atomic.Int64         // the longest TTL written, for the retry window
 
 	nodes          nodeWatch    // masters' run_ids, on a cluster; see restart.go
 	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
@@ -209,7 +209,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	}
 	c.errLog.every = time.Second
 	c.tasks.sem = make(chan struct{}, maxBackground)
-	c.invLog.every, c.encLog.every = time.Second, time.Second
+	c.invLog.every, c.valueLog.every = time.Second, time.Second
 	c.br.c = c
 	return c
 }
@@ -260,7 +260,7 @@ func (c *Cache) redisError(op, key string, err error) {
 func (c *Cache) encodeError(key string, err error) {
 	c.stats.encodeErrors.Add(1)
 	c.observe(Event{Op: OpEncodeError, Key: key, Err: err})
-	if ok, suppressed := c.encLog.allow(); ok {
+	if ok, suppressed := c.valueLog.allow(); ok {
 		c.log.Error("repocache: value not cached: encode failed", "key", key, "err", err, "suppressed", suppressed)
 	}
 }

@@ -191,7 +191,7 @@ func (c *Cache) miss(key string, start time.Time) {
 func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 	c.stats.decodeErrors.Add(1)
 	c.observe(Event{Op: OpDecodeError, Key: key, Err: err})
-	if ok, suppressed := c.encLog.allow(); ok {
+	if ok, suppressed := c.valueLog.allow(); ok {
 		c.log.Info("repocache: undecodable cache entry deleted", "key", key, "err", err, "suppressed", suppressed)
 	}
 	// Synchronously (Redis has just answered): deleted later, it could

@@ -86,23 +86,7 @@ func (c *Cache) runRetries() {
 		time.Sleep(backoff) // a backoff, not a synchronisation
 		q.mu.Lock()
 		now := time.Now()
-		var keys, tags []string
-		for k, until := range q.keys {
-			if now.After(until) {
-				delete(q.keys, k)
-				c.stats.retriesDropped.Add(1)
-			} else {
-				keys = append(keys, k)
-			}
-		}
-		for t, until := range q.tags {
-			if now.After(until) {
-				delete(q.tags, t)
-				c.stats.retriesDropped.Add(1)
-			} else {
-				tags = append(tags, t)
-			}
-		}
+		keys, tags := c.liveRetries(q.keys, now), c.liveRetries(q.tags, now)
 		if len(keys)+len(tags) == 0 {
 			q.running = false
 			q.mu.Unlock()
@@ -145,6 +129,21 @@ func (c *Cache) runRetries() {
 			backoff = min(2*backoff, retryBackoffMax)
 		}
 	}
+}
+
+// liveRetries returns the items of m still worth retrying at now and drops,
+// counting them, those whose retry window has passed. q.mu is held.
+func (c *Cache) liveRetries(m map[string]time.Time, now time.Time) []string {
+	var live []string
+	for it, until := range m {
+		if now.After(until) {
+			delete(m, it)
+			c.stats.retriesDropped.Add(1)
+		} else {
+			live = append(live, it)
+		}
+	}
+	return live
 }
 
 func (c *Cache) forgetRetries(m map[string]time.Time, items []string) {
