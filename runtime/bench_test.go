@@ -2,12 +2,14 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/repocache/repocache/codec"
@@ -229,6 +231,47 @@ func BenchmarkDistributedMiss(b *testing.B) {
 			for range b.N {
 				i++
 				if _, err := runtime.GetCached(ctx, c, "miss:"+run+":"+strconv.Itoa(i), load, runtime.TTL(time.Minute), runtime.Lock(lock)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkHitWithDeadline: a hit whose caller has a deadline, as a
+// request's context has. A deadline far beyond what a hung Redis could
+// cost (the client's attempts times its read timeout) must cost the hit
+// nothing; a near one pays for the context that keeps half of it for the
+// loader.
+func BenchmarkHitWithDeadline(b *testing.B) {
+	backend := redistest.Standalone(b)
+	// As NewClient configures it: 3 attempts of at most 500 ms each.
+	opt := *backend.Client.(*redis.Client).Options()
+	opt.ReadTimeout, opt.MaxRetries, opt.ContextTimeoutEnabled = 500*time.Millisecond, 2, true
+	client := redis.NewClient(&opt)
+	defer client.Close()
+	c := runtime.New(client, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard))
+	want := newBenchValue()
+	if err := runtime.Set(context.Background(), c, "workspace:42", want, runtime.TTL(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	load := func(context.Context, string) (benchValue, error) { return want, nil }
+	for _, d := range []time.Duration{0, time.Minute, 100 * time.Millisecond} {
+		// Each iteration makes its own deadline, as a request does: the
+		// caller's WithTimeout is in every row but the first.
+		b.Run(fmt.Sprintf("deadline=%v", d), func(b *testing.B) {
+			b.ReportAllocs()
+			start := cpuTime()
+			b.ResetTimer()
+			for range b.N {
+				rctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if d > 0 {
+					rctx, cancel = context.WithTimeout(context.Background(), d)
+				}
+				v, err := runtime.GetCachedWith(rctx, c, "workspace:42", "42", load, runtime.TTL(5*time.Minute))
+				cancel()
+				if err != nil || v.ID != "42" {
 					b.Fatal(err)
 				}
 			}

@@ -76,12 +76,16 @@ type Cache struct {
 	evictionWarned atomic.Bool
 
 	storeWait time.Duration // how long a caller waits for the store after its load
-	leaseTTL  time.Duration // lifetime of a loader's placeholder, kept alive while it loads
-	pollMin   time.Duration // first wait of a distributed waiter; doubles up to pollMax
-	pollMax   time.Duration
-	refresh   flightGroup   // stale-while-revalidate refreshes in flight
-	skew      time.Duration // tolerated clock skew between servers; see WithClockSkew
-	skewSet   bool
+	// stall is what the client's timeouts and retries let one command take
+	// when Redis hangs: -1 when unbounded, 0 when the client ignores
+	// context deadlines (so splitting one would not help); see redisCtx.
+	stall    time.Duration
+	leaseTTL time.Duration // lifetime of a loader's placeholder, kept alive while it loads
+	pollMin  time.Duration // first wait of a distributed waiter; doubles up to pollMax
+	pollMax  time.Duration
+	refresh  flightGroup   // stale-while-revalidate refreshes in flight
+	skew     time.Duration // tolerated clock skew between servers; see WithClockSkew
+	skewSet  bool
 
 	// waiting, when set by a test, is called each time a distributed
 	// waiter finds the lease held by another loader.
@@ -204,6 +208,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	_, single := unwrapClient(client).(*redis.Client)
 	c.perKey = !single
 	c.cluster, _ = unwrapClient(client).(*redis.ClusterClient)
+	c.stall = stallOf(unwrapClient(client))
 	if !c.skewSet && c.perKey {
 		c.skew = 50 * time.Millisecond
 	}
@@ -277,3 +282,42 @@ func (c *Cache) noteTTL(ttl time.Duration) {
 }
 
 func joinComma(items []string) string { return strings.Join(items, ",") }
+
+// stallOf is how long one command of the client can take when Redis hangs:
+// each attempt's read timeout plus the backoffs between attempts (go-redis's
+// defaults where the options leave them zero). It is -1 when a timeout is
+// disabled (only the context bounds a call), and 0 when the client ignores
+// context deadlines or is of an unknown kind.
+func stallOf(client redis.UniversalClient) time.Duration {
+	var read, backoff time.Duration
+	var retries int
+	var ctxTimeouts bool
+	switch cl := client.(type) {
+	case *redis.Client:
+		o := cl.Options()
+		read, backoff, retries, ctxTimeouts = o.ReadTimeout, o.MaxRetryBackoff, o.MaxRetries, o.ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		o := cl.Options()
+		read, backoff, retries, ctxTimeouts = o.ReadTimeout, o.MaxRetryBackoff, o.MaxRetries, o.ContextTimeoutEnabled
+	case *redis.Ring:
+		o := cl.Options()
+		read, backoff, retries, ctxTimeouts = o.ReadTimeout, o.MaxRetryBackoff, o.MaxRetries, o.ContextTimeoutEnabled
+	default:
+		return 0
+	}
+	switch {
+	case !ctxTimeouts:
+		return 0
+	case read < 0:
+		return -1
+	case read == 0:
+		read = 3 * time.Second
+	}
+	if retries < 0 {
+		retries = 0
+	}
+	if backoff <= 0 {
+		backoff = 512 * time.Millisecond
+	}
+	return time.Duration(retries+1)*read + time.Duration(retries)*backoff
+}
