@@ -304,6 +304,27 @@ func inject(t *testing.T, w *workload, before, after time.Duration, fault func()
 	return healed
 }
 
+// killAndFailOver runs the workload while tp's first master is killed and
+// another node takes over, and returns when the kill happened.
+func killAndFailOver(t *testing.T, tp *redistest.Topology, w *workload) time.Time {
+	t.Helper()
+	var killed time.Time
+	inject(t, w, 300*time.Millisecond, 500*time.Millisecond, func() time.Time {
+		m := tp.Master(0)
+		killed = time.Now()
+		if err := m.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := tp.WaitFailover(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	})
+	return killed
+}
+
 func hits(caches []*runtime.Cache) int64 {
 	var n int64
 	for _, c := range caches {
@@ -393,20 +414,7 @@ func TestFaults(t *testing.T) {
 		tp := redistest.ReplicatedCluster(t)
 		caches := newCaches(t, "redis+cluster://"+addrs(tp), tp.Namespace, 2)
 		w := newWorkload(caches...)
-		var killed time.Time
-		inject(t, w, 300*time.Millisecond, 500*time.Millisecond, func() time.Time {
-			m := tp.Master(0)
-			killed = time.Now()
-			if err := m.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if _, err := tp.WaitFailover(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		})
+		killed := killAndFailOver(t, tp, w)
 		rec := recovered(t, caches, killed, 6*time.Second)
 		f := w.figures("cluster master SIGKILL, failover to its replica (3+3 nodes)", rec, w.quiesce(t))
 		f.windowBound, f.recBound = 8*time.Second, 6*time.Second
@@ -524,20 +532,7 @@ func TestFaults(t *testing.T) {
 		}
 		caches := newCaches(t, "redis+sentinel://"+strings.Join(sent, ",")+"/"+tp.MasterName, tp.Namespace, 2)
 		w := newWorkload(caches...)
-		var killed time.Time
-		inject(t, w, 300*time.Millisecond, 500*time.Millisecond, func() time.Time {
-			m := tp.Master(0)
-			killed = time.Now()
-			if err := m.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if _, err := tp.WaitFailover(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		})
+		killed := killAndFailOver(t, tp, w)
 		rec := recovered(t, caches, killed, 6*time.Second)
 		f := w.figures("Sentinel primary SIGKILL, failover to the replica", rec, w.quiesce(t))
 		f.windowBound, f.recBound = 8*time.Second, 6*time.Second
