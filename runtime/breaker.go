@@ -56,6 +56,7 @@ func (b *breaker) record(err error) {
 		b.ok()
 		return
 	}
+	b.c.suspectTopology()
 	if b.fails.Add(1) >= breakerThreshold && !b.open.Swap(true) {
 		b.opens.Add(1)
 		b.c.log.Warn("repocache: redis is failing; reads go to the source until it answers again", "err", err)
@@ -171,6 +172,7 @@ func (nb *nodeBreaker) record(c *Cache, err error) {
 		nb.probing.Store(false)
 		return
 	}
+	c.suspectTopology()
 	if nb.fails.Add(1) >= breakerThreshold {
 		nb.openUntil.Store(time.Now().Add(nodeBreakerOpen).UnixNano())
 	}

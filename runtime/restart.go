@@ -30,6 +30,31 @@ type nodeWatch struct {
 	runIDs   map[string]string // master address → run_id
 	restarts atomic.Int64
 	flushes  atomic.Int64
+	// suspect is set by a connection failure on a cluster: a master may
+	// be gone, and its replica, promoted, may lack the last tag members
+	// (replication is asynchronous). Until a check has heard from every
+	// master, each invalidation checks before it returns; see
+	// confirmTopology.
+	suspect atomic.Bool
+}
+
+// suspectTopology notes a connection failure on a cluster.
+func (c *Cache) suspectTopology() {
+	if c.perKey && !c.nodes.suspect.Load() {
+		c.nodes.suspect.Store(true)
+	}
+}
+
+// confirmTopology runs, before an invalidation is acknowledged, the run_id
+// check when a failure has made the masters suspect: a master replaced
+// since the last check (a replica promoted without the last tag members)
+// then has its namespace dropped before the caller is told the
+// invalidation is done, so that no reader after it gets what a lost tag
+// member pointed to.
+func (c *Cache) confirmTopology(ctx context.Context) {
+	if c.perKey && c.nodes.suspect.Load() && c.checkNodes(ctx) {
+		c.nodes.suspect.Store(false)
+	}
 }
 
 // maybeCheckNodes starts a background check of the masters' run_ids when
@@ -42,7 +67,7 @@ func (c *Cache) maybeCheckNodes(now time.Time) {
 	if now.UnixNano() < next || !c.nodes.next.CompareAndSwap(next, now.Add(nodeCheckEvery).UnixNano()) {
 		return
 	}
-	c.background(context.Background(), 5*time.Second, c.checkNodes)
+	c.background(context.Background(), 5*time.Second, func(ctx context.Context) { c.checkNodes(ctx) })
 }
 
 // checkNodesNow makes the next call of maybeCheckNodes check, whenever the
@@ -55,11 +80,12 @@ func (c *Cache) checkNodesNow() {
 }
 
 // checkNodes reads every master's run_id and drops the namespace if a
-// master restarted or was replaced since the last check.
-func (c *Cache) checkNodes(ctx context.Context) {
+// master restarted or was replaced since the last check. whole reports that
+// every master answered and nothing is left to drop.
+func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 	var mu sync.Mutex
 	ids := map[string]string{}
-	_ = forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
+	err := forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
 		info, err := m.Info(ctx, "server").Result()
 		if err != nil {
 			return err // a failing node: the breaker and the retries deal with it
@@ -85,14 +111,15 @@ func (c *Cache) checkNodes(ctx context.Context) {
 	}
 	c.nodes.mu.Unlock()
 	if len(changed) == 0 {
-		return
+		return err == nil
 	}
 	c.nodes.restarts.Add(int64(len(changed)))
 	c.log.Warn("repocache: a Redis master restarted or was replaced; its tag sets may be lost, so every key of the namespace is dropped",
 		"masters", changed, "namespace", c.ns)
 	if _, err := c.InvalidatePattern(ctx, "*"); err != nil {
 		c.log.Error("repocache: dropping the namespace after a master restart failed; what the lost tag sets pointed to stays until its TTL", "err", err)
-		return
+		return false
 	}
 	c.nodes.flushes.Add(1)
+	return err == nil
 }

@@ -39,6 +39,9 @@ func (q *retryQueue) pending() int64 {
 // and queues them for the background retry.
 func (c *Cache) invalidationFailed(keys, tags []string, err error) {
 	c.stats.invalidationFailures.Add(1)
+	if isConnFailure(err) {
+		c.suspectTopology()
+	}
 	what := keys
 	if len(tags) > 0 {
 		what = tags

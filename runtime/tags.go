@@ -360,6 +360,7 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 		c.invalidationFailed(keys, nil, err)
 		return fmt.Errorf("runtime: invalidate: %w", err)
 	}
+	c.confirmTopology(ctx)
 	return nil
 }
 
@@ -389,6 +390,9 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			c.invalidationFailed(nil, []string{t}, err)
 			errs = append(errs, fmt.Errorf("runtime: invalidate tag %q: %w", t, err))
 		}
+	}
+	if len(errs) == 0 {
+		c.confirmTopology(ctx)
 	}
 	return errors.Join(errs...)
 }
