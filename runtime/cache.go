@@ -14,7 +14,7 @@
 // reaches the caller: the loader's answer does, and the error is logged and
 // counted. A stored value that cannot be decoded is a miss: it is deleted and
 // reloaded. Nothing is ever written without an expiry, tag bookkeeping
-// included; the README describes the tag design.
+// included; docs/design.md describes the tag design.
 package runtime
 
 import (

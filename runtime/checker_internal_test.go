@@ -27,7 +27,7 @@ import (
 // each with its own tag and the tag "shared", which every such write
 // invalidates, so that invalidations of one tag overlap all the time:
 // write-through of one entity by concurrent writers is ordered by cache
-// arrival, not by commit, which the README documents.
+// arrival, not by commit, which docs/design.md documents.
 func TestConsistencyChecker(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		const (

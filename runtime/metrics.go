@@ -150,7 +150,7 @@ type ServerStats struct {
 	// EvictingTagSets reports that the policy may evict tag sets and
 	// evicted_keys has grown since this Cache last read it (or is non-zero
 	// at the first reading): invalidation may then miss keys until their
-	// TTL (see the README's "If Redis evicts"). The first time, a warning
+	// TTL (see "If Redis evicts" in docs/design.md). The first time, a warning
 	// is logged.
 	EvictingTagSets bool
 }

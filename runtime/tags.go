@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Tag storage (the README's "Tags" section says why):
+// Tag storage (docs/design.md, "Tags: design and cost", says why):
 //
 //   - A tag is a sorted set at "<ns>:#tag:{<tag>}" whose members are the
 //     full Redis keys tagged with it, each scored with the time (Redis
