@@ -39,7 +39,7 @@ func (m *Model[T]) Update(ctx context.Context, where Where, data Data) (*T, erro
 	if err != nil {
 		return nil, err
 	}
-	cols, err := m.data(data)
+	cols, err := m.data(ctx, data)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (m *Model[T]) UpdateMany(ctx context.Context, where Where, data Data) (int6
 	if err != nil {
 		return 0, err
 	}
-	cols, err := m.data(data)
+	cols, err := m.data(ctx, data)
 	if err != nil {
 		return 0, err
 	}

@@ -31,6 +31,7 @@ package orm
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
@@ -198,7 +199,11 @@ func (m *Model[T]) columns(names []string) ([]string, error) {
 	return out, nil
 }
 
-func (m *Model[T]) data(d Data) (map[string]any, error) {
+// data resolves d's columns and turns the values of fields with a GORM
+// serializer into what the serializer stores, as a Save would write them:
+// GORM's Updates with a map sends map values to the driver unserialized (a
+// []string became a row value or a bare string).
+func (m *Model[T]) data(ctx context.Context, d Data) (map[string]any, error) {
 	if len(d) == 0 {
 		return nil, fmt.Errorf("orm: update on %s with no data", m.schema.Table)
 	}
@@ -208,9 +213,39 @@ func (m *Model[T]) data(d Data) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if f := m.schema.FieldsByDBName[col]; f != nil && f.Serializer != nil {
+			if v, err = serialize(ctx, m.schema, f, v); err != nil {
+				return nil, err
+			}
+		}
 		out[col] = v
 	}
 	return out, nil
+}
+
+// serialize returns what f's serializer stores for v: v is set on a zero
+// model value with f.Set, and the serializer's valuer (the one GORM hands
+// the driver on a Create or Save) turns it into a database value. SQL
+// expressions and subqueries are left to the database.
+func serialize(ctx context.Context, s *schema.Schema, f *schema.Field, v any) (any, error) {
+	switch v.(type) {
+	case clause.Expression, *gorm.DB:
+		return v, nil
+	}
+	dst := reflect.New(s.ModelType)
+	if err := f.Set(ctx, dst, v); err != nil {
+		return nil, fmt.Errorf("orm: %s.%s: %w", s.Table, f.Name, err)
+	}
+	fv, _ := f.ValueOf(ctx, dst)
+	valuer, ok := fv.(driver.Valuer)
+	if !ok {
+		return fv, nil
+	}
+	dv, err := valuer.Value()
+	if err != nil {
+		return nil, fmt.Errorf("orm: %s.%s: serialize: %w", s.Table, f.Name, err)
+	}
+	return dv, nil
 }
 
 // conn is the database handle for ctx: its transaction if it carries one.
