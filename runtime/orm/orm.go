@@ -249,12 +249,7 @@ func serialize(ctx context.Context, s *schema.Schema, f *schema.Field, v any) (a
 }
 
 // conn is the database handle for ctx: its transaction if it carries one.
-func (m *Model[T]) conn(ctx context.Context) *gorm.DB {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok {
-		return st.tx.WithContext(ctx)
-	}
-	return m.db.WithContext(ctx)
-}
+func (m *Model[T]) conn(ctx context.Context) *gorm.DB { return DB(ctx, m.db) }
 
 // notFound wraps gorm's not-found error so that it matches both.
 func notFound(table string, w Where) error {

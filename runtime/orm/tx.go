@@ -42,9 +42,13 @@ func Transaction(ctx context.Context, db *gorm.DB, fn func(ctx context.Context) 
 		base = outer.tx
 	}
 	st := &txState{}
-	err := base.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// The transaction's *gorm.DB gets the context that carries the
+	// transaction, so that code handed tx.Statement.Context (GORM hooks,
+	// plain GORM code given DB's handle) sees it too.
+	txCtx := runtime.WithTx(context.WithValue(ctx, txKey{}, st), st)
+	err := base.WithContext(txCtx).Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
-		return fn(runtime.WithTx(context.WithValue(ctx, txKey{}, st), st))
+		return fn(txCtx)
 	})
 	if err != nil {
 		return err
@@ -69,4 +73,34 @@ func AfterCommit(ctx context.Context, fn func()) {
 		return
 	}
 	fn()
+}
+
+// DB returns the *gorm.DB for plain GORM calls made with ctx: inside a
+// Transaction (ctx carries one), the transaction's handle, so that the
+// calls commit or roll back with it; otherwise db. Either way the handle is
+// bound to ctx, so its Statement.Context carries the transaction:
+// AfterCommit, runtime.TxFromContext and Model methods called with it all
+// see the transaction. db may be nil when ctx is known to carry a
+// transaction.
+//
+//	err := orm.Transaction(ctx, db, func(ctx context.Context) error {
+//		if err := orm.DB(ctx, db).Exec("UPDATE counters SET n = n + 1").Error; err != nil {
+//			return err
+//		}
+//		_, err := posts.Update(ctx, orm.Where{"id": 1}, orm.Data{"title": "Hi"})
+//		return err
+//	})
+//
+// Transactions begun with GORM itself (db.Begin, db.Transaction) are not
+// seen by this package through a context. To use Model methods inside one,
+// pass its handle to Transaction, which then runs in a savepoint of it:
+// orm.Transaction(tx.Statement.Context, tx, fn). This package cannot see
+// that outer commit, so after-commit functions then run when the savepoint
+// is released; start transactions with Transaction where cached data is
+// written.
+func DB(ctx context.Context, db *gorm.DB) *gorm.DB {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		return st.tx.WithContext(ctx)
+	}
+	return db.WithContext(ctx)
 }
