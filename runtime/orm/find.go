@@ -22,17 +22,16 @@ func (m *Model[T]) FindUnique(ctx context.Context, where Where, selectCols ...st
 // FindUniqueOrThrow is FindUnique that returns ErrNotFound when no row
 // matches.
 func (m *Model[T]) FindUniqueOrThrow(ctx context.Context, where Where, selectCols ...string) (*T, error) {
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
 	exprs, err := m.uniqueWhere("FindUnique", where)
 	if err != nil {
 		return nil, err
 	}
-	q := m.conn(ctx).Clauses(clause.Where{Exprs: exprs})
-	if len(selectCols) > 0 {
-		cols, err := m.columns(selectCols)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Select(cols)
+	q, err := m.load(m.conn(ctx).Clauses(clause.Where{Exprs: exprs}), selectCols, m.include)
+	if err != nil {
+		return nil, err
 	}
 	var v T
 	if err := q.Take(&v).Error; err != nil {
@@ -44,7 +43,8 @@ func (m *Model[T]) FindUniqueOrThrow(ctx context.Context, where Where, selectCol
 	return &v, nil
 }
 
-// FindFirst returns the first row FindMany would return, or nil.
+// FindFirst returns the first row FindMany would return, or nil (and no
+// error) if there is none.
 func (m *Model[T]) FindFirst(ctx context.Context, args FindManyArgs) (*T, error) {
 	args.Take = 1
 	rows, err := m.FindMany(ctx, args)
@@ -54,19 +54,20 @@ func (m *Model[T]) FindFirst(ctx context.Context, args FindManyArgs) (*T, error)
 	return &rows[0], nil
 }
 
-// FindMany returns the rows that match args.Where, ordered, paged and with
-// the selected columns.
+// FindMany returns the rows that match args.Where (all rows when it is
+// empty), ordered, paged, with the selected columns and the included
+// relations. It returns an empty, non-nil slice when no row matches.
 func (m *Model[T]) FindMany(ctx context.Context, args FindManyArgs) ([]T, error) {
 	q, err := m.query(ctx, args.Where)
 	if err != nil {
 		return nil, err
 	}
-	if len(args.Select) > 0 {
-		cols, err := m.columns(args.Select)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Select(cols)
+	include, err := m.relations(args.Include)
+	if err != nil {
+		return nil, err
+	}
+	if q, err = m.load(q, args.Select, mergePaths(m.include, include)); err != nil {
+		return nil, err
 	}
 	for _, o := range args.OrderBy {
 		col, err := m.column(o.Column)
@@ -106,6 +107,9 @@ func (m *Model[T]) Count(ctx context.Context, where Where) (int64, error) {
 }
 
 func (m *Model[T]) query(ctx context.Context, where Where) (*gorm.DB, error) {
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
 	var zero T
 	q := m.conn(ctx).Model(&zero)
 	if len(where) == 0 {

@@ -8,13 +8,30 @@ import (
 )
 
 // Create inserts v (its primary key and defaults are filled in) and returns
-// it.
+// it; with Include, v is read back with its relations.
 func (m *Model[T]) Create(ctx context.Context, v *T) (*T, error) {
 	if v == nil {
 		return nil, fmt.Errorf("orm: create %s: nil value", m.schema.Table)
 	}
-	if err := m.conn(ctx).Create(v).Error; err != nil {
-		return nil, fmt.Errorf("orm: create %s: %w", m.schema.Table, err)
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
+	if len(m.include) == 0 {
+		if err := m.conn(ctx).Create(v).Error; err != nil {
+			return nil, fmt.Errorf("orm: create %s: %w", m.schema.Table, err)
+		}
+		return v, nil
+	}
+	// Insert and load the relations in one transaction, so that the row
+	// returned is the row inserted.
+	err := m.inTx(ctx, func(ctx context.Context) error {
+		if err := m.conn(ctx).Create(v).Error; err != nil {
+			return fmt.Errorf("orm: create %s: %w", m.schema.Table, err)
+		}
+		return m.reload(ctx, v)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -22,6 +39,9 @@ func (m *Model[T]) Create(ctx context.Context, v *T) (*T, error) {
 // CreateMany inserts vs in one statement and returns how many rows it
 // inserted.
 func (m *Model[T]) CreateMany(ctx context.Context, vs []T) (int64, error) {
+	if m.includeErr != nil {
+		return 0, m.includeErr
+	}
 	if len(vs) == 0 {
 		return 0, nil
 	}
@@ -35,6 +55,9 @@ func (m *Model[T]) CreateMany(ctx context.Context, vs []T) (int64, error) {
 // Update sets data on the row where's unique column selects and returns the
 // updated row; ErrNotFound if there is none.
 func (m *Model[T]) Update(ctx context.Context, where Where, data Data) (*T, error) {
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
 	exprs, err := m.uniqueWhere("Update", where)
 	if err != nil {
 		return nil, err
@@ -62,6 +85,9 @@ func (m *Model[T]) Update(ctx context.Context, where Where, data Data) (*T, erro
 // UpdateMany sets data on every row that matches where, which must not be
 // empty, and returns how many rows changed.
 func (m *Model[T]) UpdateMany(ctx context.Context, where Where, data Data) (int64, error) {
+	if m.includeErr != nil {
+		return 0, m.includeErr
+	}
 	exprs, err := m.manyWhere("UpdateMany", where)
 	if err != nil {
 		return 0, err
@@ -81,6 +107,9 @@ func (m *Model[T]) UpdateMany(ctx context.Context, where Where, data Data) (int6
 // Upsert updates the row that where's unique column selects with update, or
 // creates create if there is none, and returns the row.
 func (m *Model[T]) Upsert(ctx context.Context, where Where, create *T, update Data) (*T, error) {
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
 	if _, err := m.uniqueWhere("Upsert", where); err != nil {
 		return nil, err
 	}
@@ -103,6 +132,9 @@ func (m *Model[T]) Upsert(ctx context.Context, where Where, create *T, update Da
 // Delete deletes the row that where's unique column selects and returns it;
 // ErrNotFound if there is none.
 func (m *Model[T]) Delete(ctx context.Context, where Where) (*T, error) {
+	if m.includeErr != nil {
+		return nil, m.includeErr
+	}
 	exprs, err := m.uniqueWhere("Delete", where)
 	if err != nil {
 		return nil, err
@@ -124,6 +156,9 @@ func (m *Model[T]) Delete(ctx context.Context, where Where) (*T, error) {
 // DeleteMany deletes every row that matches where, which must not be
 // empty, and returns how many it deleted.
 func (m *Model[T]) DeleteMany(ctx context.Context, where Where) (int64, error) {
+	if m.includeErr != nil {
+		return 0, m.includeErr
+	}
 	exprs, err := m.manyWhere("DeleteMany", where)
 	if err != nil {
 		return 0, err

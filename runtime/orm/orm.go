@@ -54,6 +54,9 @@ var (
 	ErrNotFound = runtime.ErrNotFound
 	// ErrUnknownColumn reports a column that the model does not have.
 	ErrUnknownColumn = errors.New("orm: unknown column")
+	// ErrUnknownRelation reports an include of a relation that the model
+	// does not have.
+	ErrUnknownRelation = errors.New("orm: unknown relation")
 	// ErrUnsafeWhere reports a where that would touch more rows than the
 	// call promises: empty for a Many mutation, or without a non-zero
 	// unique column for a unique lookup.
@@ -80,6 +83,9 @@ type FindManyArgs struct {
 	OrderBy []Order
 	Take    int // LIMIT; none when 0
 	Skip    int // OFFSET
+	// Include names relations to load with the rows, as Model.Include
+	// does (and in addition to the Model's own).
+	Include []string
 }
 
 // Model is the typed entry point for one GORM model type T. It is safe for
@@ -88,6 +94,9 @@ type Model[T any] struct {
 	db     *gorm.DB
 	schema *schema.Schema
 	unique map[string]bool // DB names of single-column unique keys
+
+	include    []string // relations to preload with every row returned (Include)
+	includeErr error    // Include's error, returned by every method
 }
 
 // NewModel parses T's GORM schema.
