@@ -213,7 +213,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 			}
 			return
 		}
-		c.storeLeasedMany(bg, entries, owned)
+		c.storeLeasedMany(bg, entries, owned, nil)
 	}) {
 		return nil
 	}

@@ -93,6 +93,10 @@ type Cache struct {
 	// tagDropped, when set by a test, is called after a tag's members
 	// were moved aside and before they are deleted.
 	tagDropped func(tag string)
+	// leasedStored, when set by a test, is called after a leased store's
+	// compare-and-sets have run and before its outcome is known to the
+	// loader.
+	leasedStored func()
 }
 
 // Option configures a Cache.

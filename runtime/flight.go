@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/repocache/repocache/codec"
 )
@@ -39,32 +40,54 @@ type flightCall struct {
 	followers int
 	// vd tells whether the answer is known to be as fresh as the cache:
 	// stored under its lease with no invalidation in between, or read from
-	// Redis. Set before done is closed.
+	// Redis. Made with the call, settled by the leader.
 	vd *verdict
 }
 
 // verdict is an answer's freshness, known now or once a background store
 // has finished.
+//
+// "Fresh" holds at the moment Redis ran the command that settles it (the
+// lease script that read a value, or the store's compare-and-set); an
+// invalidation may delete the value right after and return before the
+// loader has read that command's reply. So the verdict is good only for
+// callers that joined before that command was sent: sent counts those
+// commands, and a caller compares what it read at its join (freshFor).
 type verdict struct {
-	ch chan struct{} // closed once ok is set
+	ch chan struct{} // closed once ok and at are set
 	ok bool
+	// sent counts the commands that can settle the verdict, each before
+	// it is sent.
+	sent atomic.Uint64
+	at   uint64 // sent when the verdict was settled
 	// before, if set, runs when the verdict is known, before ch closes.
 	before func()
 }
 
 func newVerdict() *verdict { return &verdict{ch: make(chan struct{})} }
 
+// sending is called before each command whose reply may settle the
+// verdict is sent.
+func (v *verdict) sending() { v.sent.Add(1) }
+
 func (v *verdict) finish(ok bool) {
-	v.ok = ok
+	v.ok, v.at = ok, v.sent.Load()
 	if v.before != nil {
 		v.before()
 	}
 	close(v.ch)
 }
 
+// freshFor reports, once ch is closed, whether the answer is fresh for a
+// caller that read sent as joined when it joined: the command that settled
+// it was sent after that, so Redis ran it after every invalidation the
+// caller had seen return.
+func (v *verdict) freshFor(joined uint64) bool { return v.ok && v.at > joined }
+
 // join returns the call in flight for key, or registers a new one and
-// reports that the caller leads it.
-func (g *flightGroup) join(key string) (*flightCall, bool) {
+// reports that the caller leads it. A follower also gets the call's
+// verdict's sent count at its join, for verdict.freshFor.
+func (g *flightGroup) join(key string) (_ *flightCall, leader bool, joined uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.calls[key]; ok {
@@ -72,15 +95,15 @@ func (g *flightGroup) join(key string) (*flightCall, bool) {
 		if g.joined != nil {
 			defer g.joined()
 		}
-		return c, false
+		return c, false, c.vd.sent.Load()
 	}
 	if g.calls == nil {
 		g.calls = make(map[string]*flightCall)
 	}
 	g.seq++
-	c := &flightCall{done: make(chan struct{}), gen: g.seq}
+	c := &flightCall{done: make(chan struct{}), gen: g.seq, vd: newVerdict()}
 	g.calls[key] = c
-	return c, true
+	return c, true, 0
 }
 
 // now returns the number of the last call begun: calls with a greater
@@ -97,11 +120,11 @@ func (g *flightGroup) now() uint64 {
 // the value already encoded, if the leader encoded it; otherwise it is
 // encoded here, and only if someone joined (a call without a stored value
 // is forgotten before it is published, so nobody joins it later).
-func publish[T any](c *Cache, call *flightCall, v T, err error, frame []byte, vd *verdict) {
+func publish[T any](c *Cache, call *flightCall, v T, err error, frame []byte) {
 	c.flight.mu.Lock()
 	followers := call.followers
 	c.flight.mu.Unlock()
-	call.err, call.vd = err, vd
+	call.err = err
 	switch {
 	case err != nil:
 	case isNilPointer(v):

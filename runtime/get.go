@@ -211,15 +211,15 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 	}
 	began := c.flight.now()
 	for {
-		call, leader := c.flight.join(full)
+		call, leader, joined := c.flight.join(full)
 		if leader {
 			// The call stays in flight until its store has finished, so
 			// that a read of the key in this process meanwhile gets this
 			// answer instead of loading again.
-			vd := newVerdict()
+			vd := call.vd
 			vd.before = func() { c.flight.forget(full, call) }
 			v, frame, err := loadLeased(ctx, c, key, full, load, &o, opts, vd)
-			publish(c, call, v, err, frame, vd)
+			publish(c, call, v, err, frame)
 			return v, err
 		}
 		var zero T
@@ -236,15 +236,16 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 		// A load that began before this call did may predate a write
 		// that this caller has already seen acknowledged. Its answer is
 		// ours only if it is verified fresh (stored under its lease with
-		// no invalidation in between); else join a newer load, whose
-		// answer is then ours whatever it is.
+		// no invalidation in between, or read from Redis) by a command
+		// sent after we joined; else join a newer load, whose answer is
+		// then ours whatever it is.
 		if call.gen <= began {
 			select {
 			case <-call.vd.ch:
 			case <-ctx.Done():
 				return zero, ctx.Err()
 			}
-			if !call.vd.ok {
+			if !call.vd.freshFor(joined) {
 				continue
 			}
 		}
@@ -274,6 +275,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 	wait := c.pollMin
 	for {
 		rctx, cancel := c.redisCtx(ctx)
+		vd.sending()
 		state, l, val, busyFor, err := c.tryLease(rctx, full)
 		cancel()
 		switch {
@@ -332,7 +334,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	v, err := loadAndCount(ctx, c, key, load)
 	stop()
 	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
-	store := func(bg context.Context) { vd.finish(c.storeLeased(bg, key, l, data, ttl, tags)) }
+	store := func(bg context.Context) { vd.finish(c.storeLeased(bg, key, l, data, ttl, tags, vd.sending)) }
 	switch {
 	case !ok:
 		store = func(bg context.Context) { c.release(bg, l); vd.finish(false) }

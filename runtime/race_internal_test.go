@@ -162,3 +162,55 @@ func TestEncodeFailuresAreCountedAndQuiet(t *testing.T) {
 		t.Errorf("encode failures counted as Redis errors: %d", s.Errors)
 	}
 }
+
+// TestFollowerAfterAcknowledgedInvalidation (the 1 stale read that the
+// fault suite's delayed-replies scenario showed now and then): a leader's
+// value is stored under its lease, then an invalidation deletes it and
+// returns before the leader has read its store's reply. A read that begins
+// after that invalidation returned joins the leader's call, which is still
+// in flight; it must not take the leader's value, loaded before the write.
+func TestFollowerAfterAcknowledgedInvalidation(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := quietCache(b)
+		var db atomic.Int64
+		db.Store(1)
+		load := func(context.Context) (int64, error) { return db.Load(), nil }
+		stored, resume, joined := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		var once atomic.Bool
+		c.leasedStored = func() {
+			if !once.Swap(true) {
+				close(stored)
+				<-resume
+			}
+		}
+		c.flight.joined = func() { close(joined) }
+		leader := make(chan error, 1)
+		go func() {
+			_, err := GetCached(ctx, c, "row", load, TTL(time.Minute), Tags("row"))
+			leader <- err
+		}()
+		<-stored // version 1 is in Redis; the leader has not seen its reply
+		db.Store(2)
+		if err := c.InvalidateTags(ctx, "row"); err != nil {
+			t.Fatal(err)
+		}
+		// The write is acknowledged: every read from now on must see 2.
+		got := make(chan int64, 1)
+		go func() {
+			v, err := GetCached(ctx, c, "row", load, TTL(time.Minute), Tags("row"))
+			if err != nil {
+				t.Error(err)
+			}
+			got <- v
+		}()
+		<-joined
+		close(resume)
+		if err := <-leader; err != nil {
+			t.Fatal(err)
+		}
+		if v := <-got; v != 2 {
+			t.Fatalf("a read that began after the invalidation returned got version %d, loaded before it", v)
+		}
+	})
+}

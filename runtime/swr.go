@@ -23,7 +23,7 @@ func startRefresh[T any](ctx context.Context, c *Cache, key, full, stamp string,
 // A failed refresh is logged; the stale value keeps being served until the
 // SWR window ends (grace).
 func (c *Cache) refreshStale(ctx context.Context, key, full, stamp string, run func(context.Context) error) {
-	call, leader := c.refresh.join(full)
+	call, leader, _ := c.refresh.join(full)
 	if !leader {
 		return
 	}

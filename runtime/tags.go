@@ -260,8 +260,8 @@ func (c *Cache) tagsUnchangedSince(ctx context.Context, full string, ttl time.Du
 }
 
 // storeLeased stores one entry under its lease; see storeLeasedMany.
-func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string) bool {
-	return c.storeLeasedMany(ctx, []entry{{key: key, full: l.full, data: data, ttl: ttl, tags: tags}}, []*lease{l})[0]
+func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []byte, ttl time.Duration, tags []string, sending func()) bool {
+	return c.storeLeasedMany(ctx, []entry{{key: key, full: l.full, data: data, ttl: ttl, tags: tags}}, []*lease{l}, sending)[0]
 }
 
 // storeLeasedMany stores each entry under its key if its lease is still
@@ -270,9 +270,10 @@ func (c *Cache) storeLeased(ctx context.Context, key string, l *lease, data []by
 // write: the value may be stale, and it is dropped. It takes two pipelines,
 // the tagging scripts of every entry, then the compare-and-sets (and the
 // releases of the leases of entries that are not stored); without tags,
-// only the second. stored reports each entry's success; Redis errors are
-// logged and counted.
-func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease) (stored []bool) {
+// only the second. sending, if set, is called right before the
+// compare-and-sets are sent (see verdict). stored reports each entry's
+// success; Redis errors are logged and counted.
+func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*lease, sending func()) (stored []bool) {
 	start := time.Now()
 	for _, e := range entries {
 		c.noteTTL(e.ttl)
@@ -311,7 +312,14 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		}
 	}
 	stored = make([]bool, len(entries))
-	for i, cmd := range c.runScripts(ctx, calls) {
+	if sending != nil {
+		sending()
+	}
+	cmds := c.runScripts(ctx, calls)
+	if c.leasedStored != nil {
+		c.leasedStored()
+	}
+	for i, cmd := range cmds {
 		n, err := cmd.Int()
 		switch {
 		case err != nil:
