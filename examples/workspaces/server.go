@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/orm"
@@ -45,7 +47,9 @@ func WithRateLimits(all, login *ratelimit.Middleware) ServerOption {
 	return func(srv *Server) { srv.limit, srv.logins = all, login }
 }
 
-// NewServer returns the API; cache is used for GET /stats only.
+// NewServer returns the API; cache is used for GET /stats and GET /healthz
+// only. X-Cache says hit or miss only when repo is the cached repository
+// (*RepositoryCache) over a *Store: see Handler.
 func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...ServerOption) *Server {
 	s := &Server{repo: repo, cache: cache, log: log}
 	for _, o := range opts {
@@ -65,7 +69,8 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 //	GET    /projects/{id}                    a project
 //	GET    /projects?ids=1,2,3               several projects (a batch get)
 //	PATCH  /projects/{id}                    {"name": "..."}
-//	GET    /stats                            the cache's counters
+//	GET    /stats                            the cache's counters, with units
+//	GET    /healthz                          pings Redis and the database: 200 or 503
 //	POST   /login                            {"email": "..."}: a session cookie (with sessions)
 //	GET    /me                               the session's profile, or 401
 //	POST   /logout                           ends the session
@@ -73,6 +78,21 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 // With rate limits, every response carries X-RateLimit-* headers and a
 // client over its limit gets 429; with sessions, a request's session is
 // loaded from its cookie. Both fail closed (503) when Redis fails.
+//
+// Every response of a route above carries X-Cache:
+//
+//	hit     the request read through the cache and no database query ran
+//	        for it (a cached not-found is a hit too)
+//	miss    the request read through the cache and the database was
+//	        queried for it (a miss loaded, or Redis was unreachable and the
+//	        read fell back to the database)
+//	bypass  the response was not served from the cache: a write (which
+//	        updates or drops cache entries after the database), a request
+//	        refused before any read, /stats, /healthz, the session routes,
+//	        or a repository that is not the cached one
+//
+// A request that waited for another request's load of the same key (the
+// runtime collapses concurrent misses) queried nothing itself: it says hit.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /workspaces/{id}", getByID(s, Repository.FindWorkspace))
@@ -85,7 +105,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /projects", s.getProjects)
 	mux.HandleFunc("PATCH /projects/{id}", s.patchProject)
 	mux.HandleFunc("GET /stats", s.stats)
-	var h http.Handler = mux
+	mux.HandleFunc("GET /healthz", s.healthz)
+	var h http.Handler = traceCache(mux)
 	if s.sessions != nil {
 		login := http.Handler(http.HandlerFunc(s.login))
 		if s.logins != nil {
@@ -158,6 +179,7 @@ func getByID[T any](s *Server, find func(Repository, context.Context, int64) (T,
 		if !ok {
 			return
 		}
+		s.cachedRead(r.Context())
 		v, err := find(s.repo, r.Context(), id)
 		s.reply(w, v, err)
 	}
@@ -221,6 +243,7 @@ func (s *Server) getProjects(w http.ResponseWriter, r *http.Request) {
 		}
 		ids = append(ids, id)
 	}
+	s.cachedRead(r.Context())
 	ps, err := s.repo.FindProjects(r.Context(), ids)
 	s.reply(w, ps, err)
 }
@@ -245,7 +268,35 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Warn("stats: server info unavailable", "err", err)
 	}
-	s.reply(w, st, nil)
+	s.reply(w, newStatsView(st), nil)
+}
+
+// health is the body of GET /healthz.
+type health struct {
+	Status   string `json:"status"`   // "ok" or "unavailable"
+	Redis    string `json:"redis"`    // "ok" or "down"
+	Database string `json:"database"` // "ok" or "down"
+}
+
+// healthz pings Redis and the database, each within a second: 200 when
+// both answer, 503 otherwise. The errors are logged, not returned.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	h := health{Status: "ok", Redis: "ok", Database: "ok"}
+	if err := s.cache.Client().Ping(ctx).Err(); err != nil {
+		s.log.Warn("healthz: redis", "err", err)
+		h.Status, h.Redis = "unavailable", "down"
+	}
+	if err := s.repo.Ping(ctx); err != nil {
+		s.log.Warn("healthz: database", "err", err)
+		h.Status, h.Database = "unavailable", "down"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if h.Status != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(h)
 }
 
 func (s *Server) id(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
@@ -284,4 +335,167 @@ func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// cacheTrace records, for one request, whether its handler read through the
+// cache and whether the Store queried the database for it: X-Cache is
+// derived from the two.
+type cacheTrace struct {
+	reads, queries atomic.Int32
+}
+
+type cacheTraceKey struct{}
+
+// traceCache gives each request a cacheTrace and sets X-Cache on its
+// response before the first byte of it is written.
+func traceCache(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := &cacheTrace{}
+		next.ServeHTTP(&xCacheWriter{ResponseWriter: w, t: t}, r.WithContext(context.WithValue(r.Context(), cacheTraceKey{}, t)))
+	})
+}
+
+// cachedRead records that the request reads through the cache, when the
+// repository is the cached one.
+func (s *Server) cachedRead(ctx context.Context) {
+	if _, ok := s.repo.(*RepositoryCache); !ok {
+		return
+	}
+	if t, ok := ctx.Value(cacheTraceKey{}).(*cacheTrace); ok {
+		t.reads.Add(1)
+	}
+}
+
+// noteQuery records that the Store sent a query to the database for the
+// request of ctx, if ctx is one's. The runtime runs a loader on its
+// caller's context, so a load counts for the request that caused it.
+func noteQuery(ctx context.Context) {
+	if t, ok := ctx.Value(cacheTraceKey{}).(*cacheTrace); ok {
+		t.queries.Add(1)
+	}
+}
+
+// value is the X-Cache header of the request (see Server.Handler).
+func (t *cacheTrace) value() string {
+	switch {
+	case t.reads.Load() == 0:
+		return "bypass"
+	case t.queries.Load() > 0:
+		return "miss"
+	}
+	return "hit"
+}
+
+// xCacheWriter sets X-Cache when the handler writes its header.
+type xCacheWriter struct {
+	http.ResponseWriter
+	t    *cacheTrace
+	done bool
+}
+
+func (w *xCacheWriter) set() {
+	if !w.done {
+		w.done = true
+		w.Header().Set("X-Cache", w.t.value())
+	}
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *xCacheWriter) WriteHeader(code int) {
+	w.set()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (w *xCacheWriter) Write(b []byte) (int, error) {
+	w.set()
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (w *xCacheWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// statsView is the body of GET /stats: runtime.Stats with its units in the
+// field names (_us, _bytes) or in the value ("57µs"), and the reconnect
+// count only when it is known.
+type statsView struct {
+	Hits               int64   `json:"hits"`
+	Misses             int64   `json:"misses"`
+	HitRatio           float64 `json:"hit_ratio"` // hits / (hits + misses), 0 to 1
+	MeanHitLatency     string  `json:"mean_hit_latency"`
+	MeanHitLatencyUS   float64 `json:"mean_hit_latency_us"` // microseconds
+	Loads              int64   `json:"loads"`
+	LoadErrors         int64   `json:"load_errors"`
+	StaleServes        int64   `json:"stale_serves"`
+	Sets               int64   `json:"sets"`
+	InvalidatedKeys    int64   `json:"invalidated_keys"`
+	StaleSetsPrevented int64   `json:"stale_sets_prevented"`
+	Errors             int64   `json:"redis_errors"`
+	DecodeErrors       int64   `json:"decode_errors"`
+	EncodeErrors       int64   `json:"encode_errors"`
+	Bypasses           int64   `json:"bypasses"`
+	Unrendered         int64   `json:"unrendered"`
+	BackgroundDropped  int64   `json:"background_dropped"`
+
+	InvalidationFailures int64 `json:"invalidation_failures"`
+	InvalidationRetries  int64 `json:"invalidation_retries_pending"`
+	RetriesSucceeded     int64 `json:"invalidation_retries_succeeded"`
+	RetriesDropped       int64 `json:"invalidation_retries_dropped"`
+
+	BreakerOpen      bool  `json:"breaker_open"`
+	BreakerOpens     int64 `json:"breaker_opens"`
+	BreakerSkips     int64 `json:"breaker_skips"`
+	MasterRestarts   int64 `json:"master_restarts"`
+	NamespaceFlushes int64 `json:"namespace_flushes"`
+
+	// Reconnects is absent when the client does not count them (one not
+	// built by runtime.NewClient).
+	Reconnects *int64     `json:"reconnects,omitempty"`
+	Pool       poolView   `json:"pool"`
+	Server     serverView `json:"server"`
+}
+
+// poolView is the client's connection pool in statsView.
+type poolView struct {
+	Hits       uint32 `json:"hits"`
+	Misses     uint32 `json:"misses"`
+	Timeouts   uint32 `json:"timeouts"`
+	TotalConns uint32 `json:"total_conns"`
+	IdleConns  uint32 `json:"idle_conns"`
+	StaleConns uint32 `json:"stale_conns"`
+}
+
+// serverView is what INFO said, in statsView.
+type serverView struct {
+	Masters         int    `json:"masters"`
+	UsedMemoryBytes int64  `json:"used_memory_bytes"`
+	EvictedKeys     int64  `json:"evicted_keys"`
+	BlockedClients  int64  `json:"blocked_clients"`
+	MaxmemoryPolicy string `json:"maxmemory_policy"`
+	EvictingTagSets bool   `json:"evicting_tag_sets"`
+}
+
+func newStatsView(s runtime.Stats) statsView {
+	v := statsView{
+		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio,
+		MeanHitLatency:   s.MeanHitLatency.Round(time.Microsecond).String(),
+		MeanHitLatencyUS: float64(s.MeanHitLatency.Nanoseconds()/100) / 10,
+		Loads:            s.Loads, LoadErrors: s.LoadErrors, StaleServes: s.StaleServes, Sets: s.Sets,
+		InvalidatedKeys: s.Invalidated, StaleSetsPrevented: s.StaleSetsPrevented, Errors: s.Errors,
+		DecodeErrors: s.DecodeErrors, EncodeErrors: s.EncodeErrors, Bypasses: s.Bypasses,
+		Unrendered: s.Unrendered, BackgroundDropped: s.BackgroundDropped,
+		InvalidationFailures: s.InvalidationFailures, InvalidationRetries: s.InvalidationRetries,
+		RetriesSucceeded: s.RetriesSucceeded, RetriesDropped: s.RetriesDropped,
+		BreakerOpen: s.BreakerOpen, BreakerOpens: s.BreakerOpens, BreakerSkips: s.BreakerSkips,
+		MasterRestarts: s.MasterRestarts, NamespaceFlushes: s.NamespaceFlushes,
+		Pool: poolView{Hits: s.Pool.Hits, Misses: s.Pool.Misses, Timeouts: s.Pool.Timeouts,
+			TotalConns: s.Pool.TotalConns, IdleConns: s.Pool.IdleConns, StaleConns: s.Pool.StaleConns},
+		Server: serverView{Masters: s.Server.Masters, UsedMemoryBytes: s.Server.UsedMemory,
+			EvictedKeys: s.Server.EvictedKeys, BlockedClients: s.Server.BlockedClients,
+			MaxmemoryPolicy: s.Server.MaxmemoryPolicy, EvictingTagSets: s.Server.EvictingTagSets},
+	}
+	if s.Reconnects >= 0 { // -1: unknown
+		v.Reconnects = &s.Reconnects
+	}
+	return v
 }

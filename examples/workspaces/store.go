@@ -13,7 +13,9 @@ import (
 // ErrInvalid reports input that the store refuses (the API answers 400).
 var ErrInvalid = errors.New("workspaces: invalid input")
 
-// Store implements Repository on runtime/orm.
+// Store implements Repository on runtime/orm. Its reads record, in the
+// context of an API request, that the request queried the database (the
+// X-Cache header; see Server.Handler).
 type Store struct {
 	db         *gorm.DB
 	workspaces *orm.Model[Workspace]
@@ -47,26 +49,31 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // FindWorkspace implements Repository.
 func (s *Store) FindWorkspace(ctx context.Context, id int64) (*Workspace, error) {
+	noteQuery(ctx)
 	return s.workspaces.FindUniqueOrThrow(ctx, orm.Where{"id": id})
 }
 
 // ListMembers implements Repository.
 func (s *Store) ListMembers(ctx context.Context, workspaceID int64) ([]Member, error) {
+	noteQuery(ctx)
 	return s.members.FindMany(ctx, orm.FindManyArgs{Where: orm.Where{"workspace_id": workspaceID}, OrderBy: []orm.Order{{Column: "id"}}})
 }
 
 // ListProjects implements Repository.
 func (s *Store) ListProjects(ctx context.Context, workspaceID int64) ([]Project, error) {
+	noteQuery(ctx)
 	return s.projects.FindMany(ctx, orm.FindManyArgs{Where: orm.Where{"workspace_id": workspaceID}, OrderBy: []orm.Order{{Column: "id"}}})
 }
 
 // FindProject implements Repository.
 func (s *Store) FindProject(ctx context.Context, id int64) (*Project, error) {
+	noteQuery(ctx)
 	return s.projects.FindUniqueOrThrow(ctx, orm.Where{"id": id})
 }
 
 // FindProjects implements Repository.
 func (s *Store) FindProjects(ctx context.Context, ids []int64) ([]*Project, error) {
+	noteQuery(ctx)
 	rows, err := s.projects.FindMany(ctx, orm.FindManyArgs{Where: orm.Where{"id": ids}})
 	if err != nil {
 		return nil, err
