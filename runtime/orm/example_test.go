@@ -21,6 +21,7 @@ type Author struct {
 	Books []Book
 }
 
+// Book belongs to an Author; its Tags use GORM's JSON serializer.
 type Book struct {
 	ID       int64  `gorm:"primaryKey"`
 	ISBN     string `gorm:"uniqueIndex;size:20"`
@@ -242,9 +243,9 @@ func ExampleModel_Upsert() {
 	_, authors, _ := library()
 	ctx := context.Background()
 	for _, name := range []string{"Octavia", "Octavia E. Butler"} {
+		// Created if missing, else updated.
 		a, err := authors.Upsert(ctx, orm.Where{"email": "octavia@example.com"},
-			&Author{Email: "octavia@example.com", Name: name}, // created if missing
-			orm.Data{"name": name})                            // else updated
+			&Author{Email: "octavia@example.com", Name: name}, orm.Data{"name": name})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -18,6 +18,20 @@
 // Many mutations need a non-empty where: a zero value can never turn into a
 // full-table update or delete.
 //
+// Relations load with Include, Prisma's include (GORM's Preload
+// underneath): FindManyArgs.Include, or Model.Include for every method that
+// returns rows, with Go field names in any case and dotted paths for
+// nested relations. An unknown relation is ErrUnknownRelation.
+//
+//	post, err := posts.Include("Author").FindUniqueOrThrow(ctx, orm.Where{"id": 1})
+//	list, err := posts.FindMany(ctx, orm.FindManyArgs{Include: []string{"Author.Profile", "Tags"}})
+//
+// Data values of fields with a GORM serializer (serializer:json, gob,
+// unixtime or a custom one) are Go values of the field's type, written
+// through the serializer as a GORM Save writes them:
+// orm.Data{"tags": []string{"a", "b"}} on a `gorm:"serializer:json"` field
+// stores ["a","b"].
+//
 // Not-found is ErrNotFound, which is runtime.ErrNotFound (so that a get with
 // negative= caches it) and also matches gorm.ErrRecordNotFound.
 //
@@ -26,7 +40,9 @@
 // transaction, cached reads bypass the cache, and cache invalidations
 // registered with AfterCommit (as the generated decorators do through
 // runtime.Put and Cache.AfterWrite) run after the commit, never after a
-// rollback.
+// rollback. Plain GORM code inside it runs on DB(ctx, db), the
+// transaction's *gorm.DB, whose context carries the transaction in turn (so
+// GORM hooks and code handed only the *gorm.DB see it too).
 package orm
 
 import (
@@ -67,18 +83,21 @@ var (
 // column IS NULL for nil. Conditions are ANDed.
 type Where map[string]any
 
-// Data is the columns to set in an update.
+// Data is the columns to set in an update, by database or Go field name.
+// A field with a GORM serializer takes a value of the field's Go type (nil
+// for NULL), stored through the serializer as a Save would store it; SQL
+// expressions (gorm.Expr) go to the database as they are.
 type Data map[string]any
 
 // Order is one ORDER BY term.
 type Order struct {
-	Column string
-	Desc   bool
+	Column string // database or Go field name
+	Desc   bool   // descending
 }
 
 // FindManyArgs are the arguments of FindMany and FindFirst.
 type FindManyArgs struct {
-	Where   Where
+	Where   Where    // conditions; all rows when empty
 	Select  []string // columns to load; all when empty
 	OrderBy []Order
 	Take    int // LIMIT; none when 0

@@ -75,8 +75,8 @@ func TestSerializerWrites(t *testing.T) {
 			t.Fatalf("Update of one tag = %+v, %v", one, err)
 		}
 		got, err := m.Update(ctx, orm.Where{"slug": "a"}, orm.Data{"tags": tags})
-		if err != nil {
-			t.Fatalf("Update of tags: %v", err)
+		if err != nil || !reflect.DeepEqual(got.Tags, tags) {
+			t.Fatalf("Update of tags = %+v, %v", got, err)
 		}
 		got, err = m.Update(ctx, orm.Where{"slug": "a"}, orm.Data{"Attrs": attrs})
 		if err != nil {

@@ -34,7 +34,9 @@ func (s *txState) AfterCommit(fn func()) {
 //
 // Called inside another Transaction, it runs fn in a savepoint; its
 // after-commit functions then wait for the outermost commit, and are
-// dropped if the savepoint rolls back.
+// dropped if the savepoint rolls back. Plain GORM code in fn runs on
+// DB(ctx, db), the transaction's handle; see DB for transactions begun with
+// GORM itself.
 func Transaction(ctx context.Context, db *gorm.DB, fn func(ctx context.Context) error) error {
 	outer, nested := ctx.Value(txKey{}).(*txState)
 	base := db
@@ -81,7 +83,9 @@ func AfterCommit(ctx context.Context, fn func()) {
 // bound to ctx, so its Statement.Context carries the transaction:
 // AfterCommit, runtime.TxFromContext and Model methods called with it all
 // see the transaction. db may be nil when ctx is known to carry a
-// transaction.
+// transaction. Inside a transaction, db itself is outside it: its writes do
+// not roll back, and on a single-connection database (Open("")) it waits
+// for the transaction forever.
 //
 //	err := orm.Transaction(ctx, db, func(ctx context.Context) error {
 //		if err := orm.DB(ctx, db).Exec("UPDATE counters SET n = n + 1").Error; err != nil {

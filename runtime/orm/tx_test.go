@@ -21,6 +21,7 @@ type Note struct {
 	ran  *[]string
 }
 
+// AfterCreate registers an after-commit function through the hook's context.
 func (n *Note) AfterCreate(tx *gorm.DB) error {
 	if n.ran != nil {
 		orm.AfterCommit(tx.Statement.Context, func() { *n.ran = append(*n.ran, "hook:"+n.Text) })
