@@ -36,14 +36,24 @@ func TestGolden(t *testing.T) {
 		}
 		dir := filepath.Join(root, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
-			t.Chdir(dir)
+			// In parallel: each case loads and type-checks a package, which
+			// under -race takes seconds. So no Chdir: the case's paths are
+			// made absolute, as go generate's working directory would make
+			// them.
+			t.Parallel()
 			var args []string
-			if b, err := os.ReadFile("args"); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, "args")); err == nil {
 				args = strings.Fields(string(b))
 			}
 			cfg, err := cli.Configure(args, dir)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !filepath.IsAbs(cfg.Dir) {
+				cfg.Dir = filepath.Join(dir, cfg.Dir)
+			}
+			if !filepath.IsAbs(cfg.Out) {
+				cfg.Out = filepath.Join(dir, cfg.Out)
 			}
 			var diags diag.List
 			src, err := cli.Generate(cfg, &diags)
@@ -52,12 +62,12 @@ func TestGolden(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			diags.Print(&stderr, dir)
-			wantFile, got := "want.go", src
+			wantFile, got := filepath.Join(dir, "want.go"), src
 			if diags.Len() > 0 {
-				wantFile, got = "want.stderr", stderr.Bytes()
+				wantFile, got = filepath.Join(dir, "want.stderr"), stderr.Bytes()
 			}
 			if *update {
-				for _, f := range []string{"want.go", "want.stderr"} {
+				for _, f := range []string{filepath.Join(dir, "want.go"), filepath.Join(dir, "want.stderr")} {
 					if f != wantFile {
 						os.Remove(f)
 					}
