@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -153,4 +154,101 @@ func ExampleCache_InvalidateTags() {
 	fmt.Println("keys invalidated:", s.Invalidated)
 	// Output:
 	// keys invalidated: 2
+}
+
+// ExampleSet stores a value that the caller already has. Unlike a read, a
+// failed write is returned.
+func ExampleSet() {
+	cache, done := exampleCache()
+	defer done()
+	ctx := context.Background()
+	err := runtime.Set(ctx, cache, runtime.Key("project", "7"), exampleProject{ID: 7, Name: "Apollo"},
+		runtime.TTL(5*time.Minute), runtime.Tags("project:7"))
+	fmt.Println("stored:", err == nil)
+	p, _ := runtime.GetCached(ctx, cache, runtime.Key("project", "7"), func(context.Context) (exampleProject, error) {
+		fmt.Println("database: load project 7")
+		return exampleProject{}, nil
+	}, runtime.TTL(5*time.Minute))
+	fmt.Println(p.Name)
+	fmt.Println(runtime.Set(ctx, cache, "project:8", exampleProject{ID: 8}) != nil) // no TTL: refused
+	// Output:
+	// stored: true
+	// Apollo
+	// true
+}
+
+// ExampleCache_Invalidate deletes keys, given as to GetCached.
+func ExampleCache_Invalidate() {
+	cache, done := exampleCache()
+	defer done()
+	ctx := context.Background()
+	load := func(context.Context) (string, error) {
+		fmt.Println("database: load")
+		return "Apollo", nil
+	}
+	key := runtime.Key("project", "7")
+	_, _ = runtime.GetCached(ctx, cache, key, load, runtime.TTL(time.Minute))
+	if err := cache.Invalidate(ctx, key); err != nil {
+		fmt.Println(err)
+	}
+	_, _ = runtime.GetCached(ctx, cache, key, load, runtime.TTL(time.Minute))
+	// Output:
+	// database: load
+	// database: load
+}
+
+// ExampleCache_AfterWrite is the step of a //cache:invalidate method: after
+// the database write succeeded, drop the keys and the tags' keys. It
+// returns nothing: failures are logged, counted and retried.
+func ExampleCache_AfterWrite() {
+	cache, done := exampleCache()
+	defer done()
+	ctx := context.Background()
+	_ = runtime.Set(ctx, cache, runtime.Key("project", "7"), "Apollo", runtime.TTL(time.Minute))
+	_ = runtime.Set(ctx, cache, "workspace:1:projects", []string{"Apollo"}, runtime.TTL(time.Minute), runtime.Tags("workspace:1:projects"))
+
+	// deleteProject(ctx, 1, 7) succeeded; then:
+	cache.AfterWrite(ctx, []string{runtime.Key("project", "7")}, []string{"workspace:1:projects"})
+	s, _ := cache.Stats(ctx)
+	fmt.Println("keys invalidated:", s.Invalidated)
+	// Output:
+	// keys invalidated: 2
+}
+
+// ExampleKey escapes each part, so that no value can forge a separator.
+func ExampleKey() {
+	fmt.Println(runtime.Key("project", "42"))
+	fmt.Println(runtime.Key("user", "ada@example.com"))
+	fmt.Println(runtime.Key("x:y", "z"), runtime.Key("x", "y:z"))
+	// Output:
+	// project:42
+	// user:ada@example.com
+	// x%3Ay:z x:y%3Az
+}
+
+// ExampleNewClient builds the process's one Redis client from a URL, with
+// the defaults of a cache that must fail fast, and reports the URL without
+// its password.
+func ExampleNewClient() {
+	mr, err := miniredis.Run() // stands in for the server of REDIS_URL
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mr.Close()
+	mr.RequireAuth("s3cret")
+	client, err := runtime.NewClient("redis://:s3cret@"+mr.Addr()+"/0",
+		runtime.WithClientLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	fmt.Println(strings.Contains(client.RedactedURL(), "s3cret"))
+	cache := runtime.New(client, runtime.WithNamespace("app:prod"))
+	_ = cache
+	fmt.Println(client.Ping(context.Background()).Val())
+	// Output:
+	// false
+	// PONG
 }
