@@ -16,10 +16,18 @@ MODULES     := . cachegen runtime/orm examples
 
 ## demo: the main job: generate, then run the workspaces example on the
 ## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
-## DEMOFLAGS=-serve keeps it serving
+## DEMOFLAGS=-serve keeps it serving, DEMOFLAGS=-dblatency=1ms adds a
+## network round trip to each database statement. The first run downloads
+## and compiles for a few minutes: each slow step says so before it starts,
+## and the build lists the packages it compiles. The binary is bin/demo.
 demo:
+	@echo "demo: generating the decorators and mocks (go generate; the first run downloads and builds cachegen and mockgen: a minute or more)"
 	cd examples && $(GO) generate ./workspaces
-	cd examples && $(GO) run ./workspaces/cmd/demo $(DEMOFLAGS)
+	@echo "demo: building bin/demo (the first build compiles SQLite, GORM and go-redis, listed below as they build: a few minutes on a small machine)"
+	@mkdir -p bin
+	cd examples && $(GO) build -v -o ../bin/demo ./workspaces/cmd/demo
+	@echo "demo: running bin/demo $(DEMOFLAGS)"
+	@bin/demo $(DEMOFLAGS)
 
 ## bench-compare: repocache against go-redis/cache, gocache and rueidis on
 ## the same Redis (REDIS_URL or 127.0.0.1:6379); writes internal/benchcmp/RESULTS.md
