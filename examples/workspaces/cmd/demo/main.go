@@ -280,7 +280,7 @@ func report(out io.Writer, r request, uri string, status int, xcache, why string
 	if xcache == "" {
 		xcache = "-"
 	}
-	fmt.Fprintf(out, "\n%-6s %-30s %d %-6s  %s\n", r.method, uri, status, xcache, why)
+	fmt.Fprintln(out, "\n"+strings.TrimRight(fmt.Sprintf("%-6s %-30s %d %-6s  %s", r.method, uri, status, xcache, why), " "))
 	for _, l := range lines(r, evs) {
 		fmt.Fprintf(out, "         %s\n", l)
 	}

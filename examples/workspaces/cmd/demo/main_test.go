@@ -233,7 +233,7 @@ func TestServe(t *testing.T) {
 			t.Fatalf("GET: %d, X-Cache %q", resp.StatusCode, xc)
 		}
 	}
-	line := fmt.Sprintf(`GET +/workspaces/%s/projects +200 hit +\n +hit +workspace:%s:projects +\S+\n`, ws, ws)
+	line := fmt.Sprintf(`GET +/workspaces/%s/projects +200 hit\n +hit +workspace:%s:projects +\S+\n`, ws, ws)
 	w.waitFor(t, `(?s)until interrupted.*`+line)
 	cancel()
 	if err := <-done; err != nil {
