@@ -56,7 +56,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, e
 			}
 		}
 	})
-	c.invalidated(pattern, total.Load(), start)
+	c.invalidated(pattern, methodOf(ctx), false, total.Load(), start)
 	if err != nil {
 		c.redisError("invalidate_pattern", pattern, err)
 		return total.Load(), fmt.Errorf("runtime: invalidate pattern %q: %w", pattern, err)

@@ -71,7 +71,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i], opts)
 			if ok {
 				c.stats.hits.Add(1)
-				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start)})
+				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start), Method: o.method})
 				if cached != nil || isNilPointer(v) {
 					absent[id] = true
 				} else {
@@ -81,7 +81,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			}
 		}
 		missing = append(missing, i)
-		c.miss(keys[i], start)
+		c.miss(keys[i], o.method, start)
 	}
 	if len(missing) > 0 {
 		if err := loadBatch(ctx, c, ids, keys, full, missing, raw == nil, found, idOf, load, &o, opts); err != nil {
@@ -174,7 +174,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 		return nil
 	}
 	started := time.Now()
-	loaded, err := loadAndCount(ctx, c, keys[missing[0]], func(ctx context.Context) ([]T, error) { return load(ctx, toLoad) })
+	loaded, err := loadAndCount(ctx, c, keys[missing[0]], o.method, func(ctx context.Context) ([]T, error) { return load(ctx, toLoad) })
 	if err != nil {
 		releaseAll()
 		return err

@@ -114,7 +114,7 @@ func BenchmarkHit(b *testing.B) {
 			// does: nothing is captured, nothing allocated for it.
 			v, err := runtime.GetCachedWith(ctx, c, "workspace:42", a, func(ctx context.Context, a args) (benchValue, error) {
 				return newBenchValue(), nil
-			}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:42"))
+			}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:42"), runtime.Method("Repository.FindWorkspace"))
 			if err != nil || v.ID != "42" {
 				b.Fatal(err)
 			}

@@ -142,10 +142,11 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMetrics sets a hook that observes every cache event (hits, misses,
+// WithMetrics adds a hook that observes every cache event (hits, misses,
 // loads, stale serves, sets, invalidations, errors, with their latency).
+// Given more than once, every hook sees every event, in order.
 func WithMetrics(m Metrics) Option {
-	return func(c *Cache) { c.metrics = m }
+	return func(c *Cache) { c.metrics = MultiMetrics(c.metrics, m) }
 }
 
 // WithLockTTL sets how long a loader's lease (the placeholder that makes

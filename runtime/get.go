@@ -69,7 +69,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	if inTx(ctx) {
 		// A transaction may see its own uncommitted writes: it must
 		// neither read the cache nor fill it.
-		return loadAndCount(ctx, c, k, l.load)
+		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	start := time.Now()
 	c.maybeCheckNodes(start)
@@ -77,8 +77,8 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	if !c.br.allow() || !nb.allow(c, start) {
 		// Redis (or, on a cluster, the master of this key) is failing:
 		// the source answers at once.
-		c.miss(k, start)
-		return loadAndCount(ctx, c, k, l.load)
+		c.miss(k, o.method, start)
+		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	rctx, cancel := c.redisCtx(ctx)
 	s, err := c.client.Get(rctx, full).Result()
@@ -92,10 +92,10 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 			d := time.Since(start)
 			c.stats.hits.Add(1)
 			c.stats.hitNanos.Add(int64(d))
-			c.observe(Event{Op: OpHit, Key: k, Duration: d})
+			c.observe(Event{Op: OpHit, Key: k, Duration: d, Method: o.method})
 			if stale {
 				c.stats.stale.Add(1)
-				c.observe(Event{Op: OpStale, Key: k})
+				c.observe(Event{Op: OpStale, Key: k, Method: o.method})
 				if o.swr > 0 {
 					startRefresh(ctx, c, k, full, s[:stampEnd], l.load, o, opts)
 				}
@@ -114,12 +114,12 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		}
 		nb.record(c, err)
 		c.redisError("get", k, err)
-		c.miss(k, start)
+		c.miss(k, o.method, start)
 		// Redis is failing: serve from the source and do not try to
 		// store, which would only add a second timeout.
-		return loadAndCount(ctx, c, k, l.load)
+		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
-	c.miss(k, start)
+	c.miss(k, o.method, start)
 	return fill(ctx, c, k, full, l.load, o, opts)
 }
 
@@ -181,9 +181,9 @@ func set[T any](ctx context.Context, c *Cache, key string, value T, o *callOptio
 	return nil
 }
 
-func (c *Cache) miss(key string, start time.Time) {
+func (c *Cache) miss(key, method string, start time.Time) {
 	c.stats.misses.Add(1)
-	c.observe(Event{Op: OpMiss, Key: key, Duration: time.Since(start)})
+	c.observe(Event{Op: OpMiss, Key: key, Duration: time.Since(start), Method: method})
 }
 
 // decodeError counts and logs an undecodable entry and deletes it, so that
@@ -261,7 +261,7 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 			}
 		}
 		// The leader's value could not be copied: load our own.
-		return loadAndCount(ctx, c, key, load)
+		return loadAndCount(ctx, c, key, o.method, load)
 	}
 }
 
@@ -288,7 +288,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			c.nodeBreakerOf(ctx, full).record(c, err)
 			c.redisError("lease", key, err)
 			vd.finish(false)
-			v, err := loadAndCount(ctx, c, key, load)
+			v, err := loadAndCount(ctx, c, key, o.method, load)
 			return v, nil, err
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
@@ -299,7 +299,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			}
 		case state == leaseBusy && o.lock != LockDistributed:
 			vd.finish(false)
-			v, err := loadAndCount(ctx, c, key, load)
+			v, err := loadAndCount(ctx, c, key, o.method, load)
 			return v, nil, err
 		case state == leaseBusy:
 			if c.waiting != nil {
@@ -331,10 +331,15 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	stop := c.keepAlive(context.WithoutCancel(ctx), l)
 	started := time.Now()
-	v, err := loadAndCount(ctx, c, key, load)
+	v, err := loadAndCount(ctx, c, key, o.method, load)
 	stop()
 	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
-	store := func(bg context.Context) { vd.finish(c.storeLeased(bg, key, l, data, ttl, tags, vd.sending)) }
+	store := func(bg context.Context) {
+		if o.method != "" {
+			bg = WithMethod(bg, o.method)
+		}
+		vd.finish(c.storeLeased(bg, key, l, data, ttl, tags, vd.sending))
+	}
 	switch {
 	case !ok:
 		store = func(bg context.Context) { c.release(bg, l); vd.finish(false) }
@@ -426,14 +431,14 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func loadAndCount[T any](ctx context.Context, c *Cache, key string, load func(context.Context) (T, error)) (T, error) {
+func loadAndCount[T any](ctx context.Context, c *Cache, key, method string, load func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
 	v, err := load(ctx)
 	c.stats.loads.Add(1)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
 	}
-	c.observe(Event{Op: OpLoad, Key: key, Duration: time.Since(start), Err: err})
+	c.observe(Event{Op: OpLoad, Key: key, Duration: time.Since(start), Err: err, Method: method})
 	return v, err
 }
 

@@ -47,8 +47,11 @@ func (o Op) String() string {
 type Event struct {
 	Op Op
 	// Key is the cache key (without the namespace) or, for a tag
-	// invalidation, the tag.
+	// invalidation (Tag), the tag.
 	Key string
+	// Tag reports that Key is a tag: an invalidation of every key that
+	// carries it.
+	Tag bool
 	// Duration is the time the operation took, when measured (hit, miss,
 	// load, set, invalidate).
 	Duration time.Duration
@@ -56,6 +59,13 @@ type Event struct {
 	Count int
 	// Err is the error of a failed load or an absorbed Redis error.
 	Err error
+	// Method is the repository method the call served, when it said
+	// (Method, WithMethod; generated decorators always do), e.g.
+	// "Repository.FindProject".
+	Method string
+	// L1 reports a hit served from the in-process tier (WithL1) without a
+	// Redis round trip.
+	L1 bool
 }
 
 // Metrics observes cache events, e.g. to feed Prometheus counters and
@@ -63,6 +73,30 @@ type Event struct {
 // be fast, must not block, and must be safe for concurrent use.
 type Metrics interface {
 	Observe(Event)
+}
+
+// MultiMetrics returns a Metrics that passes each event to every m in
+// order (nil ones are skipped): a Prometheus collector, an OpenTelemetry
+// recorder and a debug page can watch one Cache together.
+func MultiMetrics(ms ...Metrics) Metrics {
+	var list multiMetrics
+	for _, m := range ms {
+		if m != nil {
+			list = append(list, m)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type multiMetrics []Metrics
+
+func (l multiMetrics) Observe(e Event) {
+	for _, m := range l {
+		m.Observe(e)
+	}
 }
 
 // MetricsFunc adapts a function to Metrics.

@@ -65,6 +65,8 @@ const (
 	optAlsoInvalidate
 	optAttach
 	optNotFound
+	optMethod
+	optL1
 )
 
 // TTL sets how long a stored value lives. It is required wherever a value
@@ -110,6 +112,19 @@ func AlsoInvalidate(tags ...string) CallOption {
 // on every put would flush every user. On a get it is the same as Tags.
 func Attach(tags ...string) CallOption { return tagOption(optAttach, tags) }
 
+// Method names the repository method a call serves, such as
+// "Repository.FindProject": every event of the call carries it
+// (Event.Method), so that metrics, logs and traces can be grouped by method
+// without parsing keys. Generated decorators pass it; keep the set of names
+// small and fixed (never a key or an id), since it becomes a metric label.
+func Method(name string) CallOption { return CallOption{kind: optMethod, inline: [4]string{name}} }
+
+// L1 caps how long a value read by this call may live in the Cache's
+// in-process tier (see WithL1); d <= 0 keeps it out of that tier. Without
+// WithL1 it is accepted and has no effect. It is what //cache:get ...
+// l1=D generates.
+func L1(d time.Duration) CallOption { return CallOption{kind: optL1, d: d} }
+
 // callOptions holds the scalar options of a call. The tags stay in the
 // caller's []CallOption, which is passed down the store path and only read:
 // storing a reference to it (or to a ResultTags function) in a struct would
@@ -118,6 +133,9 @@ func Attach(tags ...string) CallOption { return tagOption(optAttach, tags) }
 type callOptions struct {
 	ttl, jitter, swr, negative time.Duration
 	lock                       LockMode
+	method                     string
+	l1                         time.Duration // the L1 cap; see L1
+	l1Set                      bool
 }
 
 func resolve(opts []CallOption) callOptions {
@@ -135,6 +153,10 @@ func resolve(opts []CallOption) callOptions {
 			o.negative = op.d
 		case optLock:
 			o.lock = op.lock
+		case optMethod:
+			o.method = op.inline[0]
+		case optL1:
+			o.l1, o.l1Set = op.d, true
 		}
 	}
 	return o

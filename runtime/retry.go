@@ -37,7 +37,7 @@ func (q *retryQueue) pending() int64 {
 
 // invalidationFailed counts and logs a failed invalidation of keys or tags
 // and queues them for the background retry.
-func (c *Cache) invalidationFailed(keys, tags []string, err error) {
+func (c *Cache) invalidationFailed(keys, tags []string, method string, err error) {
 	c.stats.invalidationFailures.Add(1)
 	if isConnFailure(err) {
 		c.suspectTopology()
@@ -46,7 +46,7 @@ func (c *Cache) invalidationFailed(keys, tags []string, err error) {
 	if len(tags) > 0 {
 		what = tags
 	}
-	c.observe(Event{Op: OpInvalidateError, Key: joinComma(what), Err: err})
+	c.observe(Event{Op: OpInvalidateError, Key: joinComma(what), Tag: len(tags) > 0, Err: err, Method: method})
 	if ok, suppressed := c.invLog.allow(); ok {
 		c.log.Error("repocache: invalidation failed; retrying in the background", "keys", keys, "tags", tags, "err", err, "suppressed", suppressed)
 	}
@@ -107,7 +107,7 @@ func (c *Cache) runRetries() {
 			n, err := c.unlink(ctx, full)
 			c.br.record(err)
 			if err == nil {
-				c.invalidated(joinComma(keys), n, now)
+				c.invalidated(joinComma(keys), "", false, n, now)
 				c.forgetRetries(q.keys, keys)
 				progress = true
 			}
@@ -119,7 +119,7 @@ func (c *Cache) runRetries() {
 			n, err := c.dropTag(ctx, t)
 			c.br.record(err)
 			if err == nil {
-				c.invalidated(t, n, now)
+				c.invalidated(t, "", true, n, now)
 				c.forgetRetries(q.tags, []string{t})
 				progress = true
 			}

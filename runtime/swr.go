@@ -60,7 +60,7 @@ func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load
 	l := &lease{full: lockKey, token: token, start: start}
 	defer c.release(ctx, l)
 	stop := c.keepAlive(ctx, l)
-	v, err := loadAndCount(ctx, c, key, load)
+	v, err := loadAndCount(ctx, c, key, o.method, load)
 	stop()
 	if err != nil {
 		return err

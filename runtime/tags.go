@@ -219,7 +219,7 @@ func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 			undo = append(undo, entries[i].full)
 		default:
 			c.stats.sets.Add(1)
-			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start)})
+			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start), Method: methodOf(ctx)})
 			continue
 		}
 		if firstErr == nil {
@@ -330,7 +330,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		default:
 			stored[i] = true
 			c.stats.sets.Add(1)
-			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start)})
+			c.observe(Event{Op: OpSet, Key: entries[i].key, Duration: time.Since(start), Method: methodOf(ctx)})
 		}
 	}
 	return stored
@@ -363,9 +363,9 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 		n, err = c.unlink(ctx, full)
 		c.br.recordCtx(ctx, err)
 	}
-	c.invalidated(joinComma(keys), n, start)
+	c.invalidated(joinComma(keys), methodOf(ctx), false, n, start)
 	if err != nil {
-		c.invalidationFailed(keys, nil, err)
+		c.invalidationFailed(keys, nil, methodOf(ctx), err)
 		return fmt.Errorf("runtime: invalidate: %w", err)
 	}
 	c.confirmTopology(ctx)
@@ -393,9 +393,9 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			n, err = c.dropTag(ctx, t)
 			c.br.recordCtx(ctx, err)
 		}
-		c.invalidated(t, n, start)
+		c.invalidated(t, methodOf(ctx), true, n, start)
 		if err != nil {
-			c.invalidationFailed(nil, []string{t}, err)
+			c.invalidationFailed(nil, []string{t}, methodOf(ctx), err)
 			errs = append(errs, fmt.Errorf("runtime: invalidate tag %q: %w", t, err))
 		}
 	}
@@ -405,9 +405,11 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	return errors.Join(errs...)
 }
 
-func (c *Cache) invalidated(what string, n int64, start time.Time) {
+// invalidated counts and reports an invalidation of keys (what joins them)
+// or of a tag (tag, what is the tag).
+func (c *Cache) invalidated(what, method string, tag bool, n int64, start time.Time) {
 	c.stats.invalidated.Add(n)
-	c.observe(Event{Op: OpInvalidate, Key: what, Count: int(n), Duration: time.Since(start)})
+	c.observe(Event{Op: OpInvalidate, Key: what, Tag: tag, Count: int(n), Duration: time.Since(start), Method: method})
 }
 
 // dropTag invalidates one tag: tagDropScript moves its members aside, then

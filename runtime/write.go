@@ -28,6 +28,9 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 		tx.AfterCommit(func() { Put(bg, c, key, value, opts...) })
 		return
 	}
+	if o.method != "" && methodOf(ctx) == "" {
+		ctx = WithMethod(ctx, o.method)
+	}
 	tags := tagsFor(opts, value)
 	if err := c.InvalidateTags(ctx, dropTags(opts, value)...); err != nil {
 		// Logged, counted and queued for retry by InvalidateTags. The
@@ -90,4 +93,21 @@ func (c *Cache) Bypass(method, reason string) {
 	if ok, suppressed := c.errLog.allow(); ok {
 		c.log.Warn("repocache: call passed through uncached", "method", method, "reason", reason, "suppressed", suppressed)
 	}
+}
+
+type methodKey struct{}
+
+// WithMethod returns a context that names the repository method the calls
+// made with it serve, e.g. "Repository.DeleteProject": Invalidate,
+// InvalidateTags and AfterWrite report it in their events (Event.Method).
+// Generated invalidations pass it; reads and Put take the Method call
+// option instead, which costs a hit nothing.
+func WithMethod(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, methodKey{}, name)
+}
+
+// methodOf returns the method that ctx names, or "".
+func methodOf(ctx context.Context) string {
+	m, _ := ctx.Value(methodKey{}).(string)
+	return m
 }
