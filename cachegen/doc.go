@@ -48,7 +48,7 @@
 // one but is not (// cache:get, //Cache:get, //cache:gets), is an error.
 //
 //	//cache:repo [strict]
-//	//cache:get key=K ttl=D [jitter=D] [tags=T,...] [swr=D] [negative=D] [notfound=X] [lock=local|distributed|none] [by=Field] [unkeyed=p,...]
+//	//cache:get key=K ttl=D [jitter=D] [tags=T,...] [swr=D] [l1=D] [negative=D] [notfound=X] [lock=local|distributed|none] [by=Field] [unkeyed=p,...]
 //	//cache:put key=K ttl=D [jitter=D] [tags=T,...] [attach=T,...] [invalidate=T,...]
 //	//cache:invalidate [keys=K,...] [tags=T,...]
 //	//cache:skip
@@ -95,6 +95,12 @@
 //   - keys=K,... (invalidate; default none): keys deleted after the write.
 //   - swr=D (get; default 0, never stale): serve a value up to D past its
 //     ttl while one refresh runs in the background (stale-while-revalidate).
+//   - l1=D (get; default: the Cache's WithL1 default cap; without WithL1 no
+//     effect): caps how long a value the get reads may live in process
+//     memory, in the near cache that runtime.WithL1 puts in front of Redis
+//     (runtime.L1). It may not exceed ttl: a value in memory must never
+//     outlive the one in Redis. It combines with swr= and every other
+//     option; without WithL1 it is accepted and changes nothing.
 //   - negative=D (get; default 0, a not-found is never cached): cache a
 //     not-found answer for D. A nil pointer result counts as not found.
 //   - notfound=X (get, with negative=; default runtime.ErrNotFound, which
@@ -256,8 +262,8 @@
 //
 // Besides the syntax and the refs, cachegen rejects: a get key that leaves
 // out a parameter (unless unkeyed=), a key that starts with "#", a quoted
-// value, jitter not below ttl, a result type that the codec cannot
-// round-trip (an interface, a channel or a function, directly or in a
-// field), and two gets of one package whose keys can be equal while their
+// value, jitter not below ttl, l1 above ttl, a result type that the codec
+// cannot round-trip (an interface, a channel or a function, directly or in
+// a field), and two gets of one package whose keys can be equal while their
 // result types differ (a pointer and its element type count as one type).
 package main

@@ -31,6 +31,10 @@ func FuzzParse(f *testing.F) {
 		"//cache:get key=k:{id} ttl=1m negative=10s notfound=*gorm.ErrRecordNotFound",
 		"//cache:get key=k:{id} ttl=1m notfound=E",
 		"//cache:put key=u:{result.ID} ttl=1h tags=u:{result.ID} attach=users,{result[].ID} invalidate=x",
+		"//cache:get key=u:{id} ttl=5m swr=1m l1=30s",
+		"//cache:get key=u:{id} ttl=5m l1=10m",
+		"//cache:get key=u:{id} ttl=5m l1=0 l1=x",
+		"//cache:put key=u:{result.ID} ttl=5m l1=1s",
 	} {
 		f.Add(seed)
 	}
@@ -55,6 +59,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if d == nil {
 			t.Fatalf("Parse(%q) = nil, nil for a directive line", line)
+		}
+		if d.L1 != 0 && (d.Kind != KindGet || d.L1 < 0 || d.L1 > d.TTL) {
+			t.Errorf("Parse(%q): l1=%v accepted on a cache:%s with ttl=%v", line, d.L1, d.Kind, d.TTL)
 		}
 		if nf := d.NotFound; nf != nil && (nf.Offset < 0 || !strings.HasPrefix(line[nf.Offset:], nf.String())) {
 			t.Errorf("Parse(%q): notfound %q not found at offset %d", line, nf, nf.Offset)

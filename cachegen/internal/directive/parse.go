@@ -92,6 +92,9 @@ type Directive struct {
 	// TTL, Jitter, SWR and Negative are the ttl=, jitter=, swr= and
 	// negative= durations; zero when absent. TTL is set for every get and put.
 	TTL, Jitter, SWR, Negative time.Duration
+	// L1 is the l1= duration of a get: how long a value it reads may live
+	// in the Cache's in-process tier, at most TTL; zero when absent.
+	L1 time.Duration
 	// Lock is the lock= mode of a get; LockLocal when absent.
 	Lock LockMode
 	// LockSet reports whether lock= was given explicitly.
@@ -218,7 +221,7 @@ func (e *Error) Error() string {
 
 // options lists, per verb, the options it accepts, in the order of the docs.
 var options = map[Kind][]string{
-	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "negative", "notfound", "lock", "by", "unkeyed"},
+	KindGet:        {"key", "ttl", "jitter", "tags", "swr", "l1", "negative", "notfound", "lock", "by", "unkeyed"},
 	KindPut:        {"key", "ttl", "jitter", "tags", "attach", "invalidate"},
 	KindInvalidate: {"keys", "tags"},
 }
@@ -314,6 +317,7 @@ func (p *parser) parse(line string) *Directive {
 	allowed := options[kind]
 	seen := map[string]bool{}
 	jitterOff, jitterRaw, ttlRaw := 0, "", ""
+	l1Off, l1Raw := 0, ""
 	for _, w := range words(line, end) {
 		if kind == KindRepo {
 			switch {
@@ -341,6 +345,9 @@ func (p *parser) parse(line string) *Directive {
 		case name == "attach" && kind == KindGet:
 			p.errorf(w.off, "unknown option \"attach\" for cache:get: attach= belongs to cache:put; a get's tags= are attached to the value and never invalidated, so write tags=%s", value)
 			continue
+		case name == "l1" && kind != KindGet:
+			p.errorf(w.off, "unknown option \"l1\" for cache:%s: l1= belongs to cache:get, where it caps how long a value read through the cache may live in process memory; drop it here (allowed: %s)", kind, strings.Join(allowed, ", "))
+			continue
 		case !slices.Contains(allowed, name):
 			if s := suggest(name, allowed); s != "" {
 				p.errorf(w.off, "unknown option %q for cache:%s: did you mean %s=? (allowed: %s)", name, kind, s, strings.Join(allowed, ", "))
@@ -367,12 +374,18 @@ func (p *parser) parse(line string) *Directive {
 			jitterOff, jitterRaw = w.off+len(name)+1, value
 		case "ttl":
 			ttlRaw = value
+		case "l1":
+			l1Off, l1Raw = w.off+len(name)+1, value
 		}
 		p.option(d, name, value, w.off+len(name)+1)
 	}
 	if d.Jitter > 0 && d.TTL > 0 && d.Jitter >= d.TTL {
 		p.errorf(jitterOff, "jitter=%s must be below ttl=%s: jitter adds a random part of itself to the ttl, to spread expiries; use a small part of the ttl, such as jitter=%s",
 			jitterRaw, ttlRaw, (d.TTL / 10).String())
+	}
+	if d.L1 > 0 && d.TTL > 0 && d.L1 > d.TTL {
+		p.errorf(l1Off, "l1=%s must not exceed ttl=%s: a value kept in process memory must never outlive the one in Redis, which an invalidation deletes; use l1=%s or less, or drop l1=",
+			l1Raw, ttlRaw, ttlRaw)
 	}
 	if d.NotFound != nil && !seen["negative"] {
 		p.errorf(d.NotFound.Offset, "notfound=%s without negative=: only negative caching stores a not-found answer, so notfound= alone changes nothing; add negative=D (negative=30s, say), or drop notfound=", d.NotFound)
@@ -431,6 +444,8 @@ func (p *parser) option(d *Directive, name, v string, off int) {
 		d.Jitter = p.duration(name, v, off)
 	case "swr":
 		d.SWR = p.duration(name, v, off)
+	case "l1":
+		d.L1 = p.duration(name, v, off)
 	case "negative":
 		d.Negative = p.duration(name, v, off)
 	case "lock":
@@ -569,6 +584,8 @@ func (p *parser) duration(name, v string, off int) time.Duration {
 		p.errorf(off, "invalid %s %q: want a Go duration such as 90s, 5m or 1h30m", name, v)
 	case dur <= 0 && name == "ttl":
 		p.errorf(off, "ttl must be > 0, got %q", v)
+	case dur <= 0 && name == "l1":
+		p.errorf(off, "l1 must be > 0 when given, got %q: l1= caps how long a value may live in process memory; drop l1= to keep the Cache's default (see runtime.WithL1)", v)
 	case dur <= 0:
 		p.errorf(off, "%s must be > 0 when given, got %q", name, v)
 	}

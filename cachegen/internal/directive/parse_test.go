@@ -245,6 +245,22 @@ func TestParseValid(t *testing.T) {
 				Attach: []*Template{tmpl("users", 44, lit("users")), tmpl("{result[].ID}", 50, each(51, "result", "ID"))}},
 		},
 		{
+			name: "get with l1 below ttl, with swr and jitter",
+			line: "//cache:get key=k ttl=5m jitter=30s swr=1m l1=30s",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: 5 * time.Minute, Jitter: 30 * time.Second,
+				SWR: time.Minute, L1: 30 * time.Second},
+		},
+		{
+			name: "get with l1 equal to ttl",
+			line: "//cache:get key=k ttl=1m l1=60s",
+			want: &Directive{Kind: KindGet, Key: tmpl("k", 16, lit("k")), TTL: time.Minute, L1: time.Minute},
+		},
+		{
+			name: "batch get with l1",
+			line: "//cache:get l1=1s key=u:{ids[]} ttl=1h",
+			want: &Directive{Kind: KindGet, Key: tmpl("u:{ids[]}", 22, lit("u:"), each(25, "ids")), TTL: time.Hour, L1: time.Second},
+		},
+		{
 			name: "invalidate keys only",
 			line: "//cache:invalidate keys=users",
 			want: &Directive{Kind: KindInvalidate, Keys: []*Template{tmpl("users", 24, lit("users"))}},
@@ -306,7 +322,7 @@ func TestParseErrors(t *testing.T) {
 		{"option with empty value", "//cache:get key=k ttl=", []wantErr{
 			{"                  ^", `option "ttl" has an empty value`}}},
 		{"unknown option for get", "//cache:get key=k ttl=1s invalidate=x", []wantErr{
-			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, negative, notfound, lock, by, unkeyed`}}},
+			{"                         ^", `unknown option "invalidate" for cache:get; allowed: key, ttl, jitter, tags, swr, l1, negative, notfound, lock, by, unkeyed`}}},
 		{"unknown option for put", "//cache:put key=k ttl=1s lock=none", []wantErr{
 			{"                         ^", `unknown option "lock" for cache:put; allowed: key, ttl, jitter, tags, attach, invalidate`}}},
 		{"unknown option for invalidate", "//cache:invalidate key=k", []wantErr{
@@ -461,6 +477,24 @@ func TestParseErrors(t *testing.T) {
 			{"                         ^", `unexpected "." in placeholder after a transform`}}},
 		{"empty transform", "//cache:get key={id|} ttl=1s", []wantErr{
 			{"                    ^", `expected a transform (hash or lower) after "|" in placeholder, found "}"`}}},
+		{"l1 not a duration", "//cache:get key=k ttl=1m l1=10", []wantErr{
+			{"                            ^", `invalid l1 "10": want a Go duration such as 90s, 5m or 1h30m`}}},
+		{"l1 zero", "//cache:get key=k ttl=1m l1=0s", []wantErr{
+			{"                            ^", `l1 must be > 0 when given, got "0s": l1= caps how long a value may live in process memory; drop l1=`}}},
+		{"l1 negative", "//cache:get key=k ttl=1m l1=-5s", []wantErr{
+			{"                            ^", `l1 must be > 0 when given, got "-5s"`}}},
+		{"l1 above ttl", "//cache:get key=k l1=10m ttl=5m swr=1h", []wantErr{
+			{"                     ^", `l1=10m must not exceed ttl=5m: a value kept in process memory must never outlive the one in Redis, which an invalidation deletes; use l1=5m or less, or drop l1=`}}},
+		{"l1 twice", "//cache:get key=k ttl=1m l1=1s l1=2s", []wantErr{
+			{"                               ^", `duplicate option "l1"`}}},
+		{"l1 on a put", "//cache:put key=k ttl=1m l1=1s", []wantErr{
+			{"                         ^", `unknown option "l1" for cache:put: l1= belongs to cache:get, where it caps how long a value read through the cache may live in process memory; drop it here (allowed: key, ttl, jitter, tags, attach, invalidate)`}}},
+		{"l1 on an invalidate", "//cache:invalidate tags=a l1=1s", []wantErr{
+			{"                          ^", `unknown option "l1" for cache:invalidate: l1= belongs to cache:get`}}},
+		{"l1 on a skip", "//cache:skip l1=1s", []wantErr{
+			{"             ^", `cache:skip takes no options, found "l1=1s"`}}},
+		{"misspelt l1", "//cache:get key=k ttl=1m L1=1s", []wantErr{
+			{"                         ^", `unknown option "L1" for cache:get: did you mean l1=?`}}},
 		// Several problems on one line are all reported, in offset order.
 		{"many problems", "//cache:put key={result[]} ttl=0 jitter=x tags=a,", []wantErr{
 			{"                 ^", `result[] is not allowed in the key`},

@@ -68,7 +68,7 @@ func (r *resolver) resolve() *model.Directive {
 		n--
 		r.errs = 1
 	}
-	out := &model.Directive{TTL: d.TTL, Jitter: d.Jitter, SWR: d.SWR, Negative: d.Negative, Lock: model.LockMode(d.Lock), LockSet: d.LockSet,
+	out := &model.Directive{TTL: d.TTL, Jitter: d.Jitter, SWR: d.SWR, Negative: d.Negative, L1: d.L1, Lock: model.LockMode(d.Lock), LockSet: d.LockSet,
 		NoCtx: !hasCtx, NoErr: !hasErr}
 	switch d.Kind {
 	case directive.KindGet:

@@ -100,8 +100,11 @@ type Directive struct {
 	// TTL and Jitter are set for Get and Put; SWR, Negative and Lock only
 	// when the directive sets them (LockSet).
 	TTL, Jitter, SWR, Negative time.Duration
-	Lock                       LockMode
-	LockSet                    bool
+	// L1 is the l1= cap of a Get on how long a value may live in the
+	// Cache's in-process tier (runtime.L1); zero when not set. At most TTL.
+	L1      time.Duration
+	Lock    LockMode
+	LockSet bool
 	// NotFound is the not-found answer of a Get (notfound=); nil for the
 	// default, runtime.ErrNotFound. Only set with Negative.
 	NotFound *NotFound

@@ -443,6 +443,9 @@ func (mr *methodRenderer) optsWith(typ jen.Code, field string, withTags bool) []
 	if d.SWR > 0 {
 		out = append(out, rt("SWR", durExpr(d.SWR)))
 	}
+	if d.L1 > 0 {
+		out = append(out, rt("L1", durExpr(d.L1)))
+	}
 	if d.Negative > 0 {
 		out = append(out, rt("Negative", durExpr(d.Negative)))
 	}
