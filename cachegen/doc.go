@@ -209,6 +209,14 @@
 //
 // # What a generated method does
 //
+// Every event of a generated get, put or invalidate (runtime.Event, seen
+// by a runtime.WithMetrics hook) carries the method in Event.Method, as
+// Interface.Method (UserRepo.Find): a get and a put pass
+// runtime.Method("UserRepo.Find") among their call options, an
+// invalidation (and a put's drop when its key cannot be rendered) passes
+// runtime.WithMethod(ctx, "UserRepo.Delete"), on context.Background() for
+// a method without a context. Bypass and Unrendered name the same method.
+//
 // get:
 //
 //   - hit: returns the stored value, decoded into a value of its own (no

@@ -54,10 +54,10 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 	}
 	if r0 == nil {
 		c.cache.Unrendered("Repo.Save", "user:{result.ID}")
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Attach(attach...))
+	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Attach(attach...), runtime.Method("Repo.Save"))
 	return r0, nil
 }
 
@@ -74,6 +74,6 @@ func (c *RepoCache) SaveAll(ctx context.Context, team int64, us []*User) ([]*Use
 			attach = append(attach, strconv.FormatInt(e.ID, 10))
 		}
 	}
-	runtime.Put(ctx, c.cache, "team:"+strconv.FormatInt(team, 10), r0, runtime.TTL(10*time.Minute), runtime.Attach(attach...))
+	runtime.Put(ctx, c.cache, "team:"+strconv.FormatInt(team, 10), r0, runtime.TTL(10*time.Minute), runtime.Attach(attach...), runtime.Method("Repo.SaveAll"))
 	return r0, nil
 }

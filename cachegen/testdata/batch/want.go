@@ -38,7 +38,7 @@ func (c *RepoCache) Users(ctx context.Context, tenant string, ids IDs) (Users, e
 		return c.next.Users(ctx, tenant, ids)
 	}, runtime.TTL(5*time.Minute), runtime.Tags("tenant:"+runtime.EscapeKeyPart(tenant)), runtime.ResultTags(func(v2 User) []string {
 		return []string{"team:" + runtime.EscapeKeyPart(v2.Team)}
-	}))
+	}), runtime.Method("Repo.Users"))
 }
 
 // Accounts implements Repo.Accounts with cache:get key=account:{ids[]} ttl=1m lock=local.
@@ -53,7 +53,7 @@ func (c *RepoCache) Accounts(ctx context.Context, ids ...int64) ([]*Account, err
 		return v.ID
 	}, func(ctx context.Context, ids []int64) ([]*Account, error) {
 		return c.next.Accounts(ctx, ids...)
-	}, runtime.TTL(time.Minute), runtime.Lock(runtime.LockLocal))
+	}, runtime.TTL(time.Minute), runtime.Lock(runtime.LockLocal), runtime.Method("Repo.Accounts"))
 }
 
 // Versions implements Repo.Versions with cache:get key=v:{ids[]} ttl=1m by=Version.
@@ -68,5 +68,5 @@ func (c *RepoCache) Versions(ctx context.Context, ids []int) ([]*Account, error)
 		return v.Meta.Version
 	}, func(ctx context.Context, ids []int) ([]*Account, error) {
 		return c.next.Versions(ctx, ids)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Versions"))
 }

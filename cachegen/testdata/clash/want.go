@@ -47,7 +47,7 @@ type repoGetArgs struct {
 func (c *RepoCache) Get(ctx context.Context, c2 string, next string, key string, err string, runtime2 string, time2 string, strconv3 string, context2 string) (*models.User, error) {
 	return runtime.GetCachedWith(ctx, c.cache2, "a:"+runtime.EscapeKeyPart(c2)+":"+runtime.EscapeKeyPart(next)+":"+runtime.EscapeKeyPart(key)+":"+runtime.EscapeKeyPart(err)+":"+runtime.EscapeKeyPart(runtime2)+":"+runtime.EscapeKeyPart(time2)+":"+runtime.EscapeKeyPart(strconv3)+":"+runtime.EscapeKeyPart(context2), repoGetArgs{c.next2, c2, next, key, err, runtime2, time2, strconv3, context2}, func(ctx context.Context, a repoGetArgs) (*models.User, error) {
 		return a.next_.Get(ctx, a.c2, a.next, a.key, a.err, a.runtime2, a.time2, a.strconv3, a.context2)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Get"))
 }
 
 // repoGetBArgs carries the arguments of Repo.GetB to its loader.
@@ -69,7 +69,7 @@ func (c *RepoCache) GetB(c2 context.Context, string2 string, v2 string, e int, t
 			tags2 = append(tags2, runtime.EscapeKeyPart(v3.ID))
 		}
 		return tags2
-	}))
+	}), runtime.Method("Repo.GetB"))
 }
 
 // repoRefArgs carries the arguments of Repo.Ref to its loader.
@@ -82,7 +82,7 @@ type repoRefArgs struct {
 func (c *RepoCache) Ref(context2 context.Context, nil2 string) (models2.Ref[models.User], error) {
 	return runtime.GetCachedWith(context2, c.cache2, "r:"+runtime.EscapeKeyPart(nil2), repoRefArgs{c.next2, nil2}, func(context2 context.Context, a repoRefArgs) (models2.Ref[models.User], error) {
 		return a.next.Ref(context2, a.nil2)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Ref"))
 }
 
 // repoPageResult holds the results of Repo.Page, cached together.
@@ -105,7 +105,7 @@ func (c *RepoCache) Page(ctx context.Context, r0 string) ([]models2.User, string
 			R0: r02,
 			R1: r1,
 		}, err
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Page"))
 	return v2.R0, v2.R1, err
 }
 
@@ -119,7 +119,7 @@ func (c *RepoCache) Save(ctx context.Context, r0 *models.User, p2 int) (*models.
 		c.cache2.Unrendered("Repo.Save", "u:{result.ID}")
 		return r02, nil
 	}
-	runtime.Put(ctx, c.cache2, "u:"+runtime.EscapeKeyPart(r02.ID), r02, runtime.TTL(time.Minute))
+	runtime.Put(ctx, c.cache2, "u:"+runtime.EscapeKeyPart(r02.ID), r02, runtime.TTL(time.Minute), runtime.Method("Repo.Save"))
 	return r02, nil
 }
 
@@ -129,7 +129,7 @@ func (c *RepoCache) Remove(ctx2 context.Context, ctx string) error {
 	if err != nil {
 		return err
 	}
-	c.cache2.AfterWrite(ctx2, []string{"u:" + runtime.EscapeKeyPart(ctx)}, nil)
+	c.cache2.AfterWrite(runtime.WithMethod(ctx2, "Repo.Remove"), []string{"u:" + runtime.EscapeKeyPart(ctx)}, nil)
 	return nil
 }
 

@@ -38,7 +38,7 @@ type userRepoFindArgs struct {
 func (c *UserRepoCache) Find(ctx context.Context, id UserID) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), userRepoFindArgs{c.next, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Jitter(30*time.Second), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))))
+	}, runtime.TTL(5*time.Minute), runtime.Jitter(30*time.Second), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))), runtime.Method("UserRepo.Find"))
 }
 
 // userRepoListTeamArgs carries the arguments of UserRepo.ListTeam to its loader.
@@ -52,7 +52,7 @@ type userRepoListTeamArgs struct {
 func (c *UserRepoCache) ListTeam(ctx context.Context, teamID int64, region Region) ([]*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "users:team:"+strconv.FormatInt(teamID, 10)+":"+strconv.FormatInt(int64(region), 10), userRepoListTeamArgs{c.next, teamID, region}, func(ctx context.Context, a userRepoListTeamArgs) ([]*User, error) {
 		return a.next.ListTeam(ctx, a.teamID, a.region)
-	}, runtime.TTL(time.Minute), runtime.Tags("team:"+strconv.FormatInt(teamID, 10), "users"))
+	}, runtime.TTL(time.Minute), runtime.Tags("team:"+strconv.FormatInt(teamID, 10), "users"), runtime.Method("UserRepo.ListTeam"))
 }
 
 // userRepoSearchArgs carries the arguments of UserRepo.Search to its loader.
@@ -85,7 +85,7 @@ func (c *UserRepoCache) Search(ctx context.Context, f *Filter) ([]*User, error) 
 			}
 		}
 		return tags
-	}))
+	}), runtime.Method("UserRepo.Search"))
 }
 
 // FindMany implements UserRepo.FindMany with cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID}.
@@ -106,7 +106,7 @@ func (c *UserRepoCache) FindMany(ctx context.Context, ids []UserID) ([]*User, er
 			tags = append(tags, "user:"+runtime.EscapeKeyPart(string(v2.ID)))
 		}
 		return tags
-	}))
+	}), runtime.Method("UserRepo.FindMany"))
 }
 
 // userRepoFindPageResult holds the results of UserRepo.FindPage, cached together.
@@ -137,7 +137,7 @@ func (c *UserRepoCache) FindPage(ctx context.Context, cursor string) ([]*User, s
 			}
 		}
 		return tags
-	}), runtime.SWR(time.Minute), runtime.Negative(10*time.Second), runtime.Lock(runtime.LockNone))
+	}), runtime.SWR(time.Minute), runtime.Negative(10*time.Second), runtime.Lock(runtime.LockNone), runtime.Method("UserRepo.FindPage"))
 	return v.R0, v.R1, err
 }
 
@@ -161,10 +161,10 @@ func (c *UserRepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("UserRepo.Save", "team:{result.TeamID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Save"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
+	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("UserRepo.Save"))
 	return r0, nil
 }
 
@@ -174,7 +174,7 @@ func (c *UserRepoCache) Delete(ctx context.Context, id UserID) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"user:" + runtime.EscapeKeyPart(string(id))}, []string{"user:" + runtime.EscapeKeyPart(string(id)), "users"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Delete"), []string{"user:" + runtime.EscapeKeyPart(string(id))}, []string{"user:" + runtime.EscapeKeyPart(string(id)), "users"})
 	return nil
 }
 

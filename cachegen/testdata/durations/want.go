@@ -36,7 +36,7 @@ type repoAArgs struct {
 func (c *RepoCache) A(ctx context.Context) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "a", repoAArgs{c.next}, func(ctx context.Context, a repoAArgs) (string, error) {
 		return a.next.A(ctx)
-	}, runtime.TTL(time.Hour), runtime.Jitter(1500*time.Millisecond), runtime.SWR(time.Microsecond), runtime.Negative(time.Duration(1234)), runtime.Lock(runtime.LockDistributed))
+	}, runtime.TTL(time.Hour), runtime.Jitter(1500*time.Millisecond), runtime.SWR(time.Microsecond), runtime.Negative(time.Duration(1234)), runtime.Lock(runtime.LockDistributed), runtime.Method("Repo.A"))
 }
 
 // repoBArgs carries the arguments of Repo.B to its loader.
@@ -48,5 +48,5 @@ type repoBArgs struct {
 func (c *RepoCache) B(ctx context.Context) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "b", repoBArgs{c.next}, func(ctx context.Context, a repoBArgs) (string, error) {
 		return a.next.B(ctx)
-	}, runtime.TTL(36*time.Hour), runtime.Jitter(150*time.Second))
+	}, runtime.TTL(36*time.Hour), runtime.Jitter(150*time.Second), runtime.Method("Repo.B"))
 }

@@ -41,7 +41,7 @@ type userRepoFindArgs struct {
 func (c *UserRepoCache) Find(ctx context.Context, id UserID) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), userRepoFindArgs{c.next, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))), runtime.Method("UserRepo.Find"))
 }
 
 // userRepoListTeamArgs carries the arguments of UserRepo.ListTeam to its loader.
@@ -62,7 +62,7 @@ func (c *UserRepoCache) ListTeam(ctx context.Context, teamID int64) ([]*User, er
 			}
 		}
 		return tags
-	}))
+	}), runtime.Method("UserRepo.ListTeam"))
 }
 
 // userRepoPairArgs carries the arguments of UserRepo.Pair to its loader.
@@ -76,7 +76,7 @@ type userRepoPairArgs struct {
 func (c *UserRepoCache) Pair(ctx context.Context, a string, b string) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "pair:"+runtime.EscapeKeyPart(a)+":"+runtime.EscapeKeyPart(b), userRepoPairArgs{c.next, a, b}, func(ctx context.Context, a2 userRepoPairArgs) (string, error) {
 		return a2.next.Pair(ctx, a2.a, a2.b)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("UserRepo.Pair"))
 }
 
 // userRepoSearchArgs carries the arguments of UserRepo.Search to its loader.
@@ -97,7 +97,7 @@ func (c *UserRepoCache) Search(ctx context.Context, f *Filter) ([]*User, error) 
 	}
 	return runtime.GetCachedWith(ctx, c.cache, "search:"+strconv.FormatInt(*f.Team, 10), userRepoSearchArgs{c.next, f}, func(ctx context.Context, a userRepoSearchArgs) ([]*User, error) {
 		return a.next.Search(ctx, a.f)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("UserRepo.Search"))
 }
 
 // FindMany implements UserRepo.FindMany with cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID}.
@@ -118,7 +118,7 @@ func (c *UserRepoCache) FindMany(ctx context.Context, ids []UserID) ([]*User, er
 			tags = append(tags, "user:"+runtime.EscapeKeyPart(string(v2.ID)))
 		}
 		return tags
-	}))
+	}), runtime.Method("UserRepo.FindMany"))
 }
 
 // userRepoPageResult holds the results of UserRepo.Page, cached together.
@@ -141,7 +141,7 @@ func (c *UserRepoCache) Page(ctx context.Context, cursor string) ([]*User, strin
 			R0: r0,
 			R1: r1,
 		}, err
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("UserRepo.Page"))
 	return v.R0, v.R1, err
 }
 
@@ -164,10 +164,10 @@ func (c *UserRepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("UserRepo.Save", "team:{result.TeamID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Save"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
+	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("UserRepo.Save"))
 	return r0, nil
 }
 
@@ -177,7 +177,7 @@ func (c *UserRepoCache) Delete(ctx context.Context, id UserID) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"user:" + runtime.EscapeKeyPart(string(id))}, []string{"user:" + runtime.EscapeKeyPart(string(id))})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Delete"), []string{"user:" + runtime.EscapeKeyPart(string(id))}, []string{"user:" + runtime.EscapeKeyPart(string(id))})
 	return nil
 }
 
@@ -191,7 +191,7 @@ type userRepoLookupArgs struct {
 func (c *UserRepoCache) Lookup(ctx context.Context, id UserID) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "lookup:"+runtime.EscapeKeyPart(string(id)), userRepoLookupArgs{c.next, id}, func(ctx context.Context, a userRepoLookupArgs) (*User, error) {
 		return a.next.Lookup(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound), runtime.Method("UserRepo.Lookup"))
 }
 
 // userRepoFindByNameArgs carries the arguments of UserRepo.FindByName to its loader.
@@ -204,7 +204,7 @@ type userRepoFindByNameArgs struct {
 func (c *UserRepoCache) FindByName(ctx context.Context, name string) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:name:"+runtime.EscapeKeyPart(name), userRepoFindByNameArgs{c.next, name}, func(ctx context.Context, a userRepoFindByNameArgs) (*User, error) {
 		return a.next.FindByName(ctx, a.name)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrUserNotExist]())
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrUserNotExist](), runtime.Method("UserRepo.FindByName"))
 }
 
 // Rename implements UserRepo.Rename with cache:put key=user:{result.ID} ttl=5m attach=users.
@@ -217,7 +217,7 @@ func (c *UserRepoCache) Rename(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("UserRepo.Rename", "user:{result.ID}")
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Attach("users"))
+	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Attach("users"), runtime.Method("UserRepo.Rename"))
 	return r0, nil
 }
 
@@ -227,7 +227,7 @@ func (c *UserRepoCache) FlushUsers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, nil, []string{"users"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.FlushUsers"), nil, []string{"users"})
 	return nil
 }
 
@@ -247,7 +247,7 @@ func (c *UserRepoCache) Touch(ctx context.Context, id UserID) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"user:" + runtime.EscapeKeyPart(string(id))}, nil)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Touch"), []string{"user:" + runtime.EscapeKeyPart(string(id))}, nil)
 	return nil
 }
 
@@ -278,7 +278,7 @@ type accountRepoGetArgs struct {
 func (c *AccountRepoCache) Get(ctx context.Context, id int64) (*Account, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "account:"+strconv.FormatInt(id, 10), accountRepoGetArgs{c.next, id}, func(ctx context.Context, a accountRepoGetArgs) (*Account, error) {
 		return a.next.Get(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)), runtime.Negative(time.Minute), runtime.NotFoundIs(ErrNotFound), runtime.Method("AccountRepo.Get"))
 }
 
 // GetMany implements AccountRepo.GetMany with cache:get key=account:{ids[]} ttl=5m tags=account:{result.ID}.
@@ -299,7 +299,7 @@ func (c *AccountRepoCache) GetMany(ctx context.Context, ids []int64) ([]*Account
 			tags = append(tags, "account:"+strconv.FormatInt(v2.ID, 10))
 		}
 		return tags
-	}))
+	}), runtime.Method("AccountRepo.GetMany"))
 }
 
 // accountRepoListTeamArgs carries the arguments of AccountRepo.ListTeam to its loader.
@@ -321,7 +321,7 @@ func (c *AccountRepoCache) ListTeam(ctx context.Context, team int64, trace strin
 			}
 		}
 		return tags
-	}))
+	}), runtime.Method("AccountRepo.ListTeam"))
 }
 
 // accountRepoFlagsArgs carries the arguments of AccountRepo.Flags to its loader.
@@ -335,7 +335,7 @@ type accountRepoFlagsArgs struct {
 func (c *AccountRepoCache) Flags(ctx context.Context, id int64, active bool) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "flags:"+strconv.FormatInt(id, 10)+":"+strconv.FormatBool(active), accountRepoFlagsArgs{c.next, id, active}, func(ctx context.Context, a accountRepoFlagsArgs) (string, error) {
 		return a.next.Flags(ctx, a.id, a.active)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("account:"+strconv.FormatInt(id, 10)), runtime.Method("AccountRepo.Flags"))
 }
 
 // accountRepoSessionArgs carries the arguments of AccountRepo.Session to its loader.
@@ -348,7 +348,7 @@ type accountRepoSessionArgs struct {
 func (c *AccountRepoCache) Session(ctx context.Context, token string) (int64, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "session:"+hashKeyPart(token), accountRepoSessionArgs{c.next, token}, func(ctx context.Context, a accountRepoSessionArgs) (int64, error) {
 		return a.next.Session(ctx, a.token)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("AccountRepo.Session"))
 }
 
 // accountRepoByEmailArgs carries the arguments of AccountRepo.ByEmail to its loader.
@@ -361,7 +361,7 @@ type accountRepoByEmailArgs struct {
 func (c *AccountRepoCache) ByEmail(ctx context.Context, email string) (int64, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "email:"+runtime.EscapeKeyPart(strings.ToLower(email)), accountRepoByEmailArgs{c.next, email}, func(ctx context.Context, a accountRepoByEmailArgs) (int64, error) {
 		return a.next.ByEmail(ctx, a.email)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("AccountRepo.ByEmail"))
 }
 
 // accountRepoCountArgs carries the arguments of AccountRepo.Count to its loader.
@@ -373,7 +373,7 @@ type accountRepoCountArgs struct {
 func (c *AccountRepoCache) Count(ctx context.Context) int64 {
 	v, err := runtime.GetCachedWith(ctx, c.cache, "accounts:count", accountRepoCountArgs{c.next}, func(ctx context.Context, a accountRepoCountArgs) (int64, error) {
 		return a.next.Count(ctx), nil
-	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"), runtime.Method("AccountRepo.Count"))
 	if err != nil {
 		return c.next.Count(ctx)
 	}
@@ -390,7 +390,7 @@ func (c *AccountRepoCache) ActiveIDs() ([]int64, error) {
 	ctx := context.Background()
 	return runtime.GetCachedWith(ctx, c.cache, "accounts:active", accountRepoActiveIDsArgs{c.next}, func(ctx context.Context, a accountRepoActiveIDsArgs) ([]int64, error) {
 		return a.next.ActiveIDs()
-	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("accounts"), runtime.Method("AccountRepo.ActiveIDs"))
 }
 
 // DeleteInactivated implements AccountRepo.DeleteInactivated with cache:invalidate tags=accounts.
@@ -400,7 +400,7 @@ func (c *AccountRepoCache) DeleteInactivated() error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, nil, []string{"accounts"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.DeleteInactivated"), nil, []string{"accounts"})
 	return nil
 }
 
@@ -414,7 +414,7 @@ func (c *AccountRepoCache) DeleteMany(ctx context.Context, ids []int64) error {
 	for _, e := range ids {
 		keys = append(keys, "account:"+strconv.FormatInt(e, 10))
 	}
-	c.cache.AfterWrite(ctx, keys, []string{"accounts"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.DeleteMany"), keys, []string{"accounts"})
 	return nil
 }
 
@@ -433,7 +433,7 @@ func (c *AccountRepoCache) CreateMany(ctx context.Context, emails []string) ([]*
 		}
 	}
 	tags = append(tags, "accounts")
-	c.cache.AfterWrite(ctx, nil, tags)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.CreateMany"), nil, tags)
 	return r0, nil
 }
 
@@ -454,7 +454,7 @@ func (c *AccountRepoCache) Update(ctx context.Context, a *Account) error {
 	} else {
 		c.cache.Unrendered("AccountRepo.Update", "email:{a.Email|lower}")
 	}
-	c.cache.AfterWrite(ctx, keys, []string{"accounts"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.Update"), keys, []string{"accounts"})
 	return nil
 }
 
@@ -464,7 +464,7 @@ func (c *AccountRepoCache) Star(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"account:" + strconv.FormatInt(id, 10)}, nil)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.Star"), []string{"account:" + strconv.FormatInt(id, 10)}, nil)
 	return nil
 }
 

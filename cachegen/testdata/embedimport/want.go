@@ -34,7 +34,7 @@ func (c *ThingRepoCache) Delete(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"thing:" + strconv.FormatInt(id, 10)}, nil)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "ThingRepo.Delete"), []string{"thing:" + strconv.FormatInt(id, 10)}, nil)
 	return nil
 }
 

@@ -38,7 +38,7 @@ type userRepoFindByEmailArgs struct {
 func (c *UserRepoCache) FindByEmail(ctx context.Context, email string) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:email:"+runtime.EscapeKeyPart(email), userRepoFindByEmailArgs{c.next, email}, func(ctx context.Context, a userRepoFindByEmailArgs) (*User, error) {
 		return a.next.FindByEmail(ctx, a.email)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("UserRepo.FindByEmail"))
 }
 
 // userRepoFindArgs carries the arguments of UserRepo.Find to its loader.
@@ -52,7 +52,7 @@ type userRepoFindArgs struct {
 func (c *UserRepoCache) Find(ctx context.Context, name string, id int64) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10), userRepoFindArgs{c.next, name, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.name, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10)))
+	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+strconv.FormatInt(id, 10)), runtime.Method("UserRepo.Find"))
 }
 
 // Delete implements UserRepo.Delete with cache:invalidate keys={name}:{id} tags={name}:{id}.
@@ -61,7 +61,7 @@ func (c *UserRepoCache) Delete(ctx context.Context, name string, id int64) error
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{runtime.EscapeKeyPart(name) + ":" + strconv.FormatInt(id, 10)}, []string{runtime.EscapeKeyPart(name) + ":" + strconv.FormatInt(id, 10)})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Delete"), []string{runtime.EscapeKeyPart(name) + ":" + strconv.FormatInt(id, 10)}, []string{runtime.EscapeKeyPart(name) + ":" + strconv.FormatInt(id, 10)})
 	return nil
 }
 
@@ -77,7 +77,7 @@ func (c *UserRepoCache) FindMany(ctx context.Context, name string, ids []int64) 
 		return v.ID
 	}, func(ctx context.Context, ids []int64) ([]*User, error) {
 		return c.next.FindMany(ctx, name, ids)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("UserRepo.FindMany"))
 }
 
 // TeamRepoCache implements TeamRepo by serving the results of the TeamRepo it wraps
@@ -108,7 +108,7 @@ type teamRepoFindArgs struct {
 func (c *TeamRepoCache) Find(ctx context.Context, name string, id string) (Team, error) {
 	return runtime.GetCachedWith(ctx, c.cache, runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id), teamRepoFindArgs{c.next, name, id}, func(ctx context.Context, a teamRepoFindArgs) (Team, error) {
 		return a.next.Find(ctx, a.name, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id)))
+	}, runtime.TTL(5*time.Minute), runtime.Tags(runtime.EscapeKeyPart(name)+":"+runtime.EscapeKeyPart(id)), runtime.Method("TeamRepo.Find"))
 }
 
 // Delete implements TeamRepo.Delete with cache:invalidate keys={name}:{id} tags={name}:{id}.
@@ -117,7 +117,7 @@ func (c *TeamRepoCache) Delete(ctx context.Context, name string, id string) erro
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{runtime.EscapeKeyPart(name) + ":" + runtime.EscapeKeyPart(id)}, []string{runtime.EscapeKeyPart(name) + ":" + runtime.EscapeKeyPart(id)})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "TeamRepo.Delete"), []string{runtime.EscapeKeyPart(name) + ":" + runtime.EscapeKeyPart(id)}, []string{runtime.EscapeKeyPart(name) + ":" + runtime.EscapeKeyPart(id)})
 	return nil
 }
 
@@ -129,5 +129,5 @@ func (c *TeamRepoCache) FindMany(ctx context.Context, name string, ids []string)
 		return v.ID
 	}, func(ctx context.Context, ids []string) ([]Team, error) {
 		return c.next.FindMany(ctx, name, ids)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("TeamRepo.FindMany"))
 }

@@ -38,7 +38,7 @@ type repoFindArgs struct {
 func (c *RepoCache) Find(ctx context.Context, id int64) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+strconv.FormatInt(id, 10), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+strconv.FormatInt(id, 10)), runtime.L1(30*time.Second))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+strconv.FormatInt(id, 10)), runtime.L1(30*time.Second), runtime.Method("Repo.Find"))
 }
 
 // FindMany implements Repo.FindMany with cache:get key=user:{ids[]} ttl=5m l1=5m swr=1m jitter=10s.
@@ -53,7 +53,7 @@ func (c *RepoCache) FindMany(ctx context.Context, ids []int64) ([]*User, error) 
 		return v.ID
 	}, func(ctx context.Context, ids []int64) ([]*User, error) {
 		return c.next.FindMany(ctx, ids)
-	}, runtime.TTL(5*time.Minute), runtime.Jitter(10*time.Second), runtime.SWR(time.Minute), runtime.L1(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Jitter(10*time.Second), runtime.SWR(time.Minute), runtime.L1(5*time.Minute), runtime.Method("Repo.FindMany"))
 }
 
 // repoPageResult holds the results of Repo.Page, cached together.
@@ -76,7 +76,7 @@ func (c *RepoCache) Page(ctx context.Context, cursor string) ([]*User, string, e
 			R0: r0,
 			R1: r1,
 		}, err
-	}, runtime.TTL(time.Hour), runtime.L1(1500*time.Millisecond), runtime.Lock(runtime.LockNone))
+	}, runtime.TTL(time.Hour), runtime.L1(1500*time.Millisecond), runtime.Lock(runtime.LockNone), runtime.Method("Repo.Page"))
 	return v.R0, v.R1, err
 }
 
@@ -90,7 +90,7 @@ func (c *RepoCache) Count() int {
 	ctx := context.Background()
 	v, err := runtime.GetCachedWith(ctx, c.cache, "count", repoCountArgs{c.next}, func(ctx context.Context, a repoCountArgs) (int, error) {
 		return a.next.Count(), nil
-	}, runtime.TTL(time.Minute), runtime.L1(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.L1(time.Minute), runtime.Method("Repo.Count"))
 	if err != nil {
 		return c.next.Count()
 	}
@@ -110,10 +110,10 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("Repo.Save", "user:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, tags)
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...))
+	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.Method("Repo.Save"))
 	return r0, nil
 }
 
@@ -123,6 +123,6 @@ func (c *RepoCache) Delete(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"user:" + strconv.FormatInt(id, 10)}, []string{"user:" + strconv.FormatInt(id, 10)})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Delete"), []string{"user:" + strconv.FormatInt(id, 10)}, []string{"user:" + strconv.FormatInt(id, 10)})
 	return nil
 }

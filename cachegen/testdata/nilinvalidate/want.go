@@ -52,7 +52,7 @@ func (c *RepoCache) Update(ctx context.Context, u *User) error {
 		c.cache.Unrendered("Repo.Update", "team:{u.Team.ID}")
 	}
 	tags = append(tags, "users")
-	c.cache.AfterWrite(ctx, keys, tags)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Update"), keys, tags)
 	return nil
 }
 
@@ -80,9 +80,9 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("Repo.Save", "team:{result.Team.ID}")
 	}
 	if u == nil {
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(u.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
+	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(u.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repo.Save"))
 	return r0, nil
 }

@@ -37,7 +37,7 @@ type repoCountArgs struct {
 func (c *RepoCache) Count(ctx context.Context) int64 {
 	v, err := runtime.GetCachedWith(ctx, c.cache, "users:count", repoCountArgs{c.next}, func(ctx context.Context, a repoCountArgs) (int64, error) {
 		return a.next.Count(ctx), nil
-	}, runtime.TTL(time.Minute), runtime.Tags("users"))
+	}, runtime.TTL(time.Minute), runtime.Tags("users"), runtime.Method("Repo.Count"))
 	if err != nil {
 		return c.next.Count(ctx)
 	}
@@ -55,7 +55,7 @@ type repoCanArgs struct {
 func (c *RepoCache) Can(ctx context.Context, userID int64, perm string) bool {
 	v, err := runtime.GetCachedWith(ctx, c.cache, "perm:"+strconv.FormatInt(userID, 10)+":"+runtime.EscapeKeyPart(perm), repoCanArgs{c.next, userID, perm}, func(ctx context.Context, a repoCanArgs) (bool, error) {
 		return a.next.Can(ctx, a.userID, a.perm), nil
-	}, runtime.TTL(time.Minute), runtime.Tags("user:"+strconv.FormatInt(userID, 10)))
+	}, runtime.TTL(time.Minute), runtime.Tags("user:"+strconv.FormatInt(userID, 10)), runtime.Method("Repo.Can"))
 	if err != nil {
 		return c.next.Can(ctx, userID, perm)
 	}
@@ -73,7 +73,7 @@ func (c *RepoCache) Find(id int64) (*User, error) {
 	ctx := context.Background()
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+strconv.FormatInt(id, 10), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (*User, error) {
 		return a.next.Find(a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+strconv.FormatInt(id, 10)))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+strconv.FormatInt(id, 10)), runtime.Method("Repo.Find"))
 }
 
 // FindMany implements Repo.FindMany with cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID}.
@@ -95,7 +95,7 @@ func (c *RepoCache) FindMany(ids []int64) []*User {
 			tags = append(tags, "user:"+strconv.FormatInt(v2.ID, 10))
 		}
 		return tags
-	}))
+	}), runtime.Method("Repo.FindMany"))
 	if err != nil {
 		return c.next.FindMany(ids)
 	}
@@ -122,7 +122,7 @@ func (c *RepoCache) Stats() (int, int) {
 			R0: r0,
 			R1: r1,
 		}, nil
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Stats"))
 	if err != nil {
 		return c.next.Stats()
 	}
@@ -136,7 +136,7 @@ func (c *RepoCache) DeleteInactivated() error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, nil, []string{"users"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.DeleteInactivated"), nil, []string{"users"})
 	return nil
 }
 
@@ -144,7 +144,7 @@ func (c *RepoCache) DeleteInactivated() error {
 func (c *RepoCache) Touch(id int64) {
 	ctx := context.Background()
 	c.next.Touch(id)
-	c.cache.AfterWrite(ctx, []string{"user:" + strconv.FormatInt(id, 10)}, []string{"user:" + strconv.FormatInt(id, 10), "users"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Touch"), []string{"user:" + strconv.FormatInt(id, 10)}, []string{"user:" + strconv.FormatInt(id, 10), "users"})
 }
 
 // Promote implements Repo.Promote with cache:invalidate keys=user:{result.ID} tags=users.
@@ -156,6 +156,6 @@ func (c *RepoCache) Promote(ctx context.Context, id int64) *User {
 	} else {
 		c.cache.Unrendered("Repo.Promote", "user:{result.ID}")
 	}
-	c.cache.AfterWrite(ctx, keys, []string{"users"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Promote"), keys, []string{"users"})
 	return r0
 }

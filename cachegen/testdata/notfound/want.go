@@ -40,7 +40,7 @@ type repoFindArgs struct {
 func (c *RepoCache) Find(ctx context.Context, id int64) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+strconv.FormatInt(id, 10), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(ErrNotFound))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(ErrNotFound), runtime.Method("Repo.Find"))
 }
 
 // repoFindRowArgs carries the arguments of Repo.FindRow to its loader.
@@ -53,7 +53,7 @@ type repoFindRowArgs struct {
 func (c *RepoCache) FindRow(ctx context.Context, id int64) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "row:"+strconv.FormatInt(id, 10), repoFindRowArgs{c.next, id}, func(ctx context.Context, a repoFindRowArgs) (*User, error) {
 		return a.next.FindRow(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(sql.ErrNoRows))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(sql.ErrNoRows), runtime.Method("Repo.FindRow"))
 }
 
 // repoModeArgs carries the arguments of Repo.Mode to its loader.
@@ -66,7 +66,7 @@ type repoModeArgs struct {
 func (c *RepoCache) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "mode:"+runtime.EscapeKeyPart(name), repoModeArgs{c.next, name}, func(ctx context.Context, a repoModeArgs) (fs.FileMode, error) {
 		return a.next.Mode(ctx, a.name)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(fs.ErrNotExist))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(fs.ErrNotExist), runtime.Method("Repo.Mode"))
 }
 
 // repoFindFileArgs carries the arguments of Repo.FindFile to its loader.
@@ -79,7 +79,7 @@ type repoFindFileArgs struct {
 func (c *RepoCache) FindFile(ctx context.Context, fs2 string) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "file:"+runtime.EscapeKeyPart(fs2), repoFindFileArgs{c.next, fs2}, func(ctx context.Context, a repoFindFileArgs) (*User, error) {
 		return a.next.FindFile(ctx, a.fs2)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(fs.ErrNotExist))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(30*time.Second), runtime.NotFoundIs(fs.ErrNotExist), runtime.Method("Repo.FindFile"))
 }
 
 // repoFindByNameArgs carries the arguments of Repo.FindByName to its loader.
@@ -92,7 +92,7 @@ type repoFindByNameArgs struct {
 func (c *RepoCache) FindByName(ctx context.Context, name string) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:name:"+runtime.EscapeKeyPart(name), repoFindByNameArgs{c.next, name}, func(ctx context.Context, a repoFindByNameArgs) (*User, error) {
 		return a.next.FindByName(ctx, a.name)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[ErrUserNotExist]())
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[ErrUserNotExist](), runtime.Method("Repo.FindByName"))
 }
 
 // repoFindTeamArgs carries the arguments of Repo.FindTeam to its loader.
@@ -105,7 +105,7 @@ type repoFindTeamArgs struct {
 func (c *RepoCache) FindTeam(ctx context.Context, id int64) (*Team, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "team:"+strconv.FormatInt(id, 10), repoFindTeamArgs{c.next, id}, func(ctx context.Context, a repoFindTeamArgs) (*Team, error) {
 		return a.next.FindTeam(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrTeamNotExist](), runtime.Lock(runtime.LockDistributed))
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrTeamNotExist](), runtime.Lock(runtime.LockDistributed), runtime.Method("Repo.FindTeam"))
 }
 
 // repoMembersResult holds the results of Repo.Members, cached together.
@@ -128,6 +128,6 @@ func (c *RepoCache) Members(ctx context.Context, id int64) ([]*User, int, error)
 			R0: r0,
 			R1: r1,
 		}, err
-	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrTeamNotExist]())
+	}, runtime.TTL(5*time.Minute), runtime.Negative(time.Minute), runtime.NotFoundAs[*ErrTeamNotExist](), runtime.Method("Repo.Members"))
 	return v.R0, v.R1, err
 }

@@ -41,10 +41,10 @@ func (c *RepoCache) Save(ctx context.Context, p *Post) (*Post, error) {
 		c.cache.Unrendered("Repo.Save", "post:{p.ID}")
 	}
 	if p == nil {
-		c.cache.AfterWrite(ctx, nil, tags)
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(p.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...))
+	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(p.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...), runtime.Method("Repo.Save"))
 	return r0, nil
 }
 
@@ -69,7 +69,7 @@ func (c *RepoCache) SaveAll(ctx context.Context, author string, ps []*Post) ([]*
 			c.cache.Unrendered("Repo.SaveAll", "author:{result[].Author.Name}")
 		}
 	}
-	runtime.Put(ctx, c.cache, "posts:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(10*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate("posts"))
+	runtime.Put(ctx, c.cache, "posts:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(10*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate("posts"), runtime.Method("Repo.SaveAll"))
 	return r0, nil
 }
 
@@ -79,6 +79,6 @@ func (c *RepoCache) Upsert(ctx context.Context, author string) (int, error) {
 	if err != nil {
 		return r0, err
 	}
-	runtime.Put(ctx, c.cache, "count:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(time.Minute), runtime.AlsoInvalidate("author:"+runtime.EscapeKeyPart(author), strconv.FormatInt(int64(r0), 10)))
+	runtime.Put(ctx, c.cache, "count:"+runtime.EscapeKeyPart(author), r0, runtime.TTL(time.Minute), runtime.AlsoInvalidate("author:"+runtime.EscapeKeyPart(author), strconv.FormatInt(int64(r0), 10)), runtime.Method("Repo.Upsert"))
 	return r0, nil
 }

@@ -41,7 +41,7 @@ type storeGetVersionArgs struct {
 func (c *StoreCache) GetVersion(ctx context.Context, tenant string, id ID, version uint32) (Item, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "item:"+runtime.EscapeKeyPart(tenant)+":"+strconv.FormatInt(int64(id), 10)+":"+strconv.FormatUint(uint64(version), 10), storeGetVersionArgs{c.next, tenant, id, version}, func(ctx context.Context, a storeGetVersionArgs) (Item, error) {
 		return a.next.GetVersion(ctx, a.tenant, a.id, a.version)
-	}, runtime.TTL(10*time.Minute))
+	}, runtime.TTL(10*time.Minute), runtime.Method("Store.GetVersion"))
 }
 
 // Close passes the call through to the wrapped Store.
@@ -89,7 +89,7 @@ func (c *StoreCache) Rename(ctx context.Context, tenant string, id ID, name stri
 	if err != nil {
 		return r0, r1, err
 	}
-	c.cache.AfterWrite(ctx, []string{"item:" + runtime.EscapeKeyPart(tenant) + ":" + strconv.FormatInt(int64(id), 10)}, []string{"items", "tenant:" + runtime.EscapeKeyPart(tenant)})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Store.Rename"), []string{"item:" + runtime.EscapeKeyPart(tenant) + ":" + strconv.FormatInt(int64(id), 10)}, []string{"items", "tenant:" + runtime.EscapeKeyPart(tenant)})
 	return r0, r1, nil
 }
 
@@ -108,7 +108,7 @@ type storeGetArgs struct {
 func (c *StoreCache) Get(ctx context.Context, id ID) (Item, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "item:"+strconv.FormatInt(int64(id), 10), storeGetArgs{c.next, id}, func(ctx context.Context, a storeGetArgs) (Item, error) {
 		return a.next.Get(ctx, a.id)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Store.Get"))
 }
 
 // Count passes the call through to the wrapped Store.
@@ -143,5 +143,5 @@ type otherLookupArgs struct {
 func (c *OtherCache) Lookup(ctx context.Context, name string) (*Item, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "other:"+runtime.EscapeKeyPart(name), otherLookupArgs{c.next, name}, func(ctx context.Context, a otherLookupArgs) (*Item, error) {
 		return a.next.Lookup(ctx, a.name)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Other.Lookup"))
 }

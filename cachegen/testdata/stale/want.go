@@ -37,5 +37,5 @@ type repoFindArgs struct {
 func (c *RepoCache) Find(ctx context.Context, id string) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "x:"+runtime.EscapeKeyPart(id), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (string, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Find"))
 }

@@ -37,7 +37,7 @@ type repoFindArgs struct {
 func (c *RepoCache) Find(ctx context.Context, id string) (string, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(id), repoFindArgs{c.next, id}, func(ctx context.Context, a repoFindArgs) (string, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute))
+	}, runtime.TTL(5*time.Minute), runtime.Method("Repo.Find"))
 }
 
 // Ping passes the call through to the wrapped Repo (cache:skip).
@@ -51,6 +51,6 @@ func (c *RepoCache) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"user:" + runtime.EscapeKeyPart(id)}, nil)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Delete"), []string{"user:" + runtime.EscapeKeyPart(id)}, nil)
 	return nil
 }

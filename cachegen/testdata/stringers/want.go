@@ -76,5 +76,5 @@ func (c *RepoCache) Find(ctx context.Context, q *Query, s fmt.Stringer) ([]strin
 	}
 	return runtime.GetCachedWith(ctx, c.cache, "q:"+runtime.EscapeKeyPart(q.Base.Tenant)+":"+runtime.EscapeKeyPart(q.Code.String())+":"+strconv.FormatInt(*q.Limit, 10)+":"+runtime.EscapeKeyPart(*q.Name)+":"+strconv.FormatUint(uint64(*q.Size), 10)+":"+runtime.EscapeKeyPart(q.Label.String())+":"+runtime.EscapeKeyPart(*q.Parent.Name), repoFindArgs{c.next, q, s}, func(ctx context.Context, a repoFindArgs) ([]string, error) {
 		return a.next.Find(ctx, a.q, a.s)
-	}, runtime.TTL(time.Minute), runtime.Tags(runtime.EscapeKeyPart(s.String())))
+	}, runtime.TTL(time.Minute), runtime.Tags(runtime.EscapeKeyPart(s.String())), runtime.Method("Repo.Find"))
 }

@@ -47,7 +47,7 @@ func (c *RepoCache) List(ctx context.Context, authorID int64, published bool, dr
 	}
 	return runtime.GetCachedWith(ctx, c.cache, "posts:"+strconv.FormatInt(authorID, 10)+":"+strconv.FormatBool(published)+":"+strconv.FormatBool(bool(*draft)), repoListArgs{c.next, authorID, published, draft}, func(ctx context.Context, a repoListArgs) ([]Post, error) {
 		return a.next.List(ctx, a.authorID, a.published, a.draft)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.List"))
 }
 
 // repoSessionArgs carries the arguments of Repo.Session to its loader.
@@ -60,7 +60,7 @@ type repoSessionArgs struct {
 func (c *RepoCache) Session(ctx context.Context, token string) (int64, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "session:"+hashKeyPart(token), repoSessionArgs{c.next, token}, func(ctx context.Context, a repoSessionArgs) (int64, error) {
 		return a.next.Session(ctx, a.token)
-	}, runtime.TTL(time.Minute))
+	}, runtime.TTL(time.Minute), runtime.Method("Repo.Session"))
 }
 
 // repoByEmailArgs carries the arguments of Repo.ByEmail to its loader.
@@ -73,7 +73,7 @@ type repoByEmailArgs struct {
 func (c *RepoCache) ByEmail(ctx context.Context, email string) (int64, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:email:"+runtime.EscapeKeyPart(strings.ToLower(email)), repoByEmailArgs{c.next, email}, func(ctx context.Context, a repoByEmailArgs) (int64, error) {
 		return a.next.ByEmail(ctx, a.email)
-	}, runtime.TTL(time.Minute), runtime.Tags("email:"+hashKeyPart(strings.ToLower(email))))
+	}, runtime.TTL(time.Minute), runtime.Tags("email:"+hashKeyPart(strings.ToLower(email))), runtime.Method("Repo.ByEmail"))
 }
 
 // repoByTokenArgs carries the arguments of Repo.ByToken to its loader.
@@ -86,7 +86,7 @@ type repoByTokenArgs struct {
 func (c *RepoCache) ByToken(ctx context.Context, t Token) (int64, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "token:"+runtime.EscapeKeyPart(strings.ToLower(t.String())), repoByTokenArgs{c.next, t}, func(ctx context.Context, a repoByTokenArgs) (int64, error) {
 		return a.next.ByToken(ctx, a.t)
-	}, runtime.TTL(time.Minute), runtime.Tags("t:"+hashKeyPart(t.String())))
+	}, runtime.TTL(time.Minute), runtime.Tags("t:"+hashKeyPart(t.String())), runtime.Method("Repo.ByToken"))
 }
 
 // Create implements Repo.Create with cache:invalidate keys=post:{result.ID},posts:{result.AuthorID}:true:false tags=author:{result.Author.Email|lower}.
@@ -112,7 +112,7 @@ func (c *RepoCache) Create(ctx context.Context, title string) (*Post, error) {
 	} else {
 		c.cache.Unrendered("Repo.Create", "author:{result.Author.Email|lower}")
 	}
-	c.cache.AfterWrite(ctx, keys, tags)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Create"), keys, tags)
 	return r0, nil
 }
 
@@ -130,7 +130,7 @@ func (c *RepoCache) DeleteMany(ctx context.Context, ids []int64) error {
 	for _, e := range ids {
 		tags = append(tags, "post:"+strconv.FormatInt(e, 10))
 	}
-	c.cache.AfterWrite(ctx, keys, tags)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.DeleteMany"), keys, tags)
 	return nil
 }
 
@@ -156,7 +156,7 @@ func (c *RepoCache) Archive(ctx context.Context, authorID int64) ([]*Post, error
 			c.cache.Unrendered("Repo.Archive", "author:{result[].Author.Email}")
 		}
 	}
-	c.cache.AfterWrite(ctx, keys, tags)
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Archive"), keys, tags)
 	return r0, nil
 }
 
@@ -182,10 +182,10 @@ func (c *RepoCache) Merge(ctx context.Context, ids []int64) (*Post, error) {
 		c.cache.Unrendered("Repo.Merge", "author:{result.Author.Email|hash}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Merge"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
+	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repo.Merge"))
 	return r0, nil
 }
 

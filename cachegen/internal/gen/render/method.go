@@ -21,7 +21,7 @@ type methodRenderer struct {
 	scope              map[string]bool
 	recv               string
 	params             []string        // the parameters' names in the generated code
-	label              string          // "UserRepo.Find", for Bypass
+	label              string          // "UserRepo.Find": for Bypass, Unrendered, runtime.Method and WithMethod
 	checked            map[string]bool // expressions known not to be nil
 	// first is the index of the first parameter after the context: 1, or
 	// 0 for a method without one, whose context is ctxName, a local set
@@ -416,10 +416,22 @@ func exprs(ts []*model.Template, mr *methodRenderer, rt roots) []jen.Code {
 	return out
 }
 
-// opts renders the call options of a get or put. typ and field are as for
+// opts renders the call options of a get. typ and field are as for
 // resultTags.
 func (mr *methodRenderer) opts(typ jen.Code, field string) []jen.Code {
-	return mr.optsWith(typ, field, true)
+	return append(mr.optsWith(typ, field, true), mr.method())
+}
+
+// method renders runtime.Method, which names the method on every event of
+// a get or a put.
+func (mr *methodRenderer) method() jen.Code {
+	return jen.Qual(runtimePkg, "Method").Call(jen.Lit(mr.label))
+}
+
+// withMethod renders the context of an invalidation (AfterWrite), which
+// names the method on its events.
+func (mr *methodRenderer) withMethod() jen.Code {
+	return jen.Qual(runtimePkg, "WithMethod").Call(jen.Id(mr.ctx()), jen.Lit(mr.label))
 }
 
 // optsWith is opts, with the tags left out unless withTags is set.
@@ -716,7 +728,7 @@ func (mr *methodRenderer) put() []jen.Code {
 			drop = inv
 		}
 		if drop != nil {
-			fail = append(fail, mr.cache().Dot("AfterWrite").Call(jen.Id(mr.ctx()), jen.Nil(), drop))
+			fail = append(fail, mr.cache().Dot("AfterWrite").Call(mr.withMethod(), jen.Nil(), drop))
 		}
 		fail = append(fail, jen.Return(append(vs, jen.Nil())...))
 		body = append(body, jen.If(cond).Block(fail...))
@@ -731,6 +743,7 @@ func (mr *methodRenderer) put() []jen.Code {
 	if len(attachArgs) > 0 {
 		opts = append(opts, jen.Qual(runtimePkg, "Attach").Call(attachArgs...))
 	}
+	opts = append(opts, mr.method())
 	args := append([]jen.Code{jen.Id(mr.ctx()), mr.cache(), key, r0}, opts...)
 	return append(body,
 		jen.Qual(runtimePkg, "Put").Call(args...),
@@ -775,7 +788,7 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 	if !d.NoErr {
 		ret = append(vs, jen.Nil())
 	}
-	body = append(body, mr.cache().Dot("AfterWrite").Call(jen.Id(mr.ctx()), keys, tags))
+	body = append(body, mr.cache().Dot("AfterWrite").Call(mr.withMethod(), keys, tags))
 	if len(ret) > 0 {
 		body = append(body, jen.Return(ret...))
 	}

@@ -75,6 +75,7 @@ func TestRenderHandBuiltModel(t *testing.T) {
 	}`,
 		`"u:"+strconv.FormatInt(in.ID, 10)`,
 		"runtime.ResultTags(func(v *User) []string {",
+		`runtime.Method("Repo.Find"))`,
 		"if v != nil {",
 		"func (c *RepoCache) Close(runtime2 int) {\n\tc.next.Close(runtime2)\n}",
 	} {
