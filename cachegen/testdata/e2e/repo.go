@@ -39,7 +39,10 @@ type Filter struct {
 //
 //cache:repo
 type UserRepo interface {
-	//cache:get key=user:{id} ttl=5m tags=user:{id}
+	// Find and FindMany cap their values' life in a near cache (l1=); the
+	// tests build no Cache with WithL1, where the cap changes nothing.
+	//
+	//cache:get key=user:{id} ttl=5m tags=user:{id} l1=1m
 	Find(ctx context.Context, id UserID) (*User, error)
 
 	//cache:get key=team:{teamID}:users ttl=5m tags=team:{teamID},user:{result[].ID}
@@ -51,7 +54,7 @@ type UserRepo interface {
 	//cache:get key=search:{f.Team} ttl=5m
 	Search(ctx context.Context, f *Filter) ([]*User, error)
 
-	//cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID}
+	//cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID} l1=30s
 	FindMany(ctx context.Context, ids []UserID) ([]*User, error)
 
 	//cache:get key=page:{cursor} ttl=5m

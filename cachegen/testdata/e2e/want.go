@@ -37,11 +37,11 @@ type userRepoFindArgs struct {
 	id   UserID
 }
 
-// Find implements UserRepo.Find with cache:get key=user:{id} ttl=5m tags=user:{id}.
+// Find implements UserRepo.Find with cache:get key=user:{id} ttl=5m tags=user:{id} l1=1m.
 func (c *UserRepoCache) Find(ctx context.Context, id UserID) (*User, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(id)), userRepoFindArgs{c.next, id}, func(ctx context.Context, a userRepoFindArgs) (*User, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))), runtime.Method("UserRepo.Find"))
+	}, runtime.TTL(5*time.Minute), runtime.Tags("user:"+runtime.EscapeKeyPart(string(id))), runtime.L1(time.Minute), runtime.Method("UserRepo.Find"))
 }
 
 // userRepoListTeamArgs carries the arguments of UserRepo.ListTeam to its loader.
@@ -100,7 +100,7 @@ func (c *UserRepoCache) Search(ctx context.Context, f *Filter) ([]*User, error) 
 	}, runtime.TTL(5*time.Minute), runtime.Method("UserRepo.Search"))
 }
 
-// FindMany implements UserRepo.FindMany with cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID}.
+// FindMany implements UserRepo.FindMany with cache:get key=user:{ids[]} ttl=5m tags=user:{result.ID} l1=30s.
 func (c *UserRepoCache) FindMany(ctx context.Context, ids []UserID) ([]*User, error) {
 	return runtime.GetBatch[UserID, *User](ctx, c.cache, ids, func(id UserID) string {
 		return "user:" + runtime.EscapeKeyPart(string(id))
@@ -118,7 +118,7 @@ func (c *UserRepoCache) FindMany(ctx context.Context, ids []UserID) ([]*User, er
 			tags = append(tags, "user:"+runtime.EscapeKeyPart(string(v2.ID)))
 		}
 		return tags
-	}), runtime.Method("UserRepo.FindMany"))
+	}), runtime.L1(30*time.Second), runtime.Method("UserRepo.FindMany"))
 }
 
 // userRepoPageResult holds the results of UserRepo.Page, cached together.
