@@ -25,6 +25,7 @@ type Server struct {
 	sessions *session.Store[Profile]
 	limit    *ratelimit.Middleware // every request, per client
 	logins   *ratelimit.Middleware // POST /login, per client
+	debug    http.Handler          // GET /debug/cache, when given
 }
 
 // Profile is what a session holds.
@@ -45,6 +46,16 @@ func WithSessions(s *session.Store[Profile]) ServerOption {
 // (login); either may be nil.
 func WithRateLimits(all, login *ratelimit.Middleware) ServerOption {
 	return func(srv *Server) { srv.limit, srv.logins = all, login }
+}
+
+// WithDebugPage serves page (a *debughandler.Handler: the cache's live
+// page and its JSON form) at GET /debug/cache and below it
+// (/debug/cache/json), outside the rate limits and sessions. The page
+// itself answers loopback clients only unless it was built with
+// debughandler.WithAllowRemote. Without this option there is no such
+// route.
+func WithDebugPage(page http.Handler) ServerOption {
+	return func(srv *Server) { srv.debug = page }
 }
 
 // NewServer returns the API; cache is used for GET /stats and GET /healthz
@@ -74,6 +85,7 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 //	POST   /login                            {"email": "..."}: a session cookie (with sessions)
 //	GET    /me                               the session's profile, or 401
 //	POST   /logout                           ends the session
+//	GET    /debug/cache                      the cache's live page; ?format=json or /debug/cache/json (WithDebugPage)
 //
 // With rate limits, every response carries X-RateLimit-* headers and a
 // client over its limit gets 429; with sessions, a request's session is
@@ -90,6 +102,9 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 //	        updates or drops cache entries after the database), a request
 //	        refused before any read, /stats, /healthz, the session routes,
 //	        or a repository that is not the cached one
+//
+// except /debug/cache, which is served before the rate limits, the
+// sessions and X-Cache.
 //
 // A request that waited for another request's load of the same key (the
 // runtime collapses concurrent misses) queried nothing itself: it says hit.
@@ -119,6 +134,13 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.limit != nil {
 		h = s.limit.Wrap(h)
+	}
+	if s.debug != nil {
+		outer := http.NewServeMux()
+		outer.Handle("GET /debug/cache", s.debug)
+		outer.Handle("GET /debug/cache/", s.debug)
+		outer.Handle("/", h)
+		h = outer
 	}
 	return h
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/cachetest"
+	"github.com/repocache/repocache/runtime/debughandler"
 	"github.com/repocache/repocache/runtime/orm"
 )
 
@@ -163,5 +164,74 @@ func TestHealthz(t *testing.T) {
 	status, _, body = send(t, "GET", srv.URL+"/healthz", "")
 	if err := json.Unmarshal([]byte(body), &h); err != nil || status != 503 || h != (health{"unavailable", "ok", "down"}) {
 		t.Fatalf("database down: %d %s (%v)", status, body, err)
+	}
+}
+
+// TestDebugPage: WithDebugPage serves the live page at /debug/cache (and
+// its JSON form), outside the rate limits, with the reads of the API on it.
+func TestDebugPage(t *testing.T) {
+	db, _, err := orm.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := debughandler.New()
+	rec := page.Metrics()
+	c := cachetest.New(t, runtime.WithMetrics(rec))
+	rec.Watch(c.Cache)
+	ws, err := store.CreateWorkspace(context.Background(), "acme", "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := NewServer(NewRepositoryCache(store, c.Cache), c.Cache, slog.New(slog.DiscardHandler), WithDebugPage(page))
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	for range 3 {
+		resp, err := http.Get(fmt.Sprintf("%s/workspaces/%d", srv.URL, ws.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if err := c.Cache.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/debug/cache/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var snap debughandler.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "" || len(snap.Caches) != 1 {
+		t.Fatalf("GET /debug/cache/json: %d, X-Cache %q, %+v", resp.StatusCode, resp.Header.Get("X-Cache"), snap)
+	}
+	if cv := snap.Caches[0]; cv.Namespace != c.Namespace() || cv.Total.Hits != 2 || cv.Total.Misses != 1 {
+		t.Errorf("namespace %q, total %+v: want %q, 2 hits, 1 miss", cv.Namespace, cv.Total, c.Namespace())
+	}
+	resp, err = http.Get(srv.URL + "/debug/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), c.Namespace()) {
+		t.Errorf("GET /debug/cache: %d\n%s", resp.StatusCode, body)
+	}
+	// Without the option, there is no such route.
+	plain := httptest.NewServer(NewServer(NewRepositoryCache(store, c.Cache), c.Cache, slog.New(slog.DiscardHandler)).Handler())
+	defer plain.Close()
+	resp, err = http.Get(plain.URL + "/debug/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("without WithDebugPage: %d, want 404", resp.StatusCode)
 	}
 }
