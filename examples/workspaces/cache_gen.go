@@ -38,7 +38,7 @@ type repositoryFindWorkspaceArgs struct {
 func (c *RepositoryCache) FindWorkspace(ctx context.Context, id int64) (*Workspace, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+strconv.FormatInt(id, 10), repositoryFindWorkspaceArgs{c.next, id}, func(ctx context.Context, a repositoryFindWorkspaceArgs) (*Workspace, error) {
 		return a.next.FindWorkspace(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second))
+	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second), runtime.Method("Repository.FindWorkspace"))
 }
 
 // repositoryListMembersArgs carries the arguments of Repository.ListMembers to its loader.
@@ -51,7 +51,7 @@ type repositoryListMembersArgs struct {
 func (c *RepositoryCache) ListMembers(ctx context.Context, workspaceID int64) ([]Member, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+strconv.FormatInt(workspaceID, 10)+":members", repositoryListMembersArgs{c.next, workspaceID}, func(ctx context.Context, a repositoryListMembersArgs) ([]Member, error) {
 		return a.next.ListMembers(ctx, a.workspaceID)
-	}, runtime.TTL(time.Minute), runtime.Jitter(10*time.Second), runtime.Tags("workspace:"+strconv.FormatInt(workspaceID, 10)+":members"))
+	}, runtime.TTL(time.Minute), runtime.Jitter(10*time.Second), runtime.Tags("workspace:"+strconv.FormatInt(workspaceID, 10)+":members"), runtime.Method("Repository.ListMembers"))
 }
 
 // repositoryListProjectsArgs carries the arguments of Repository.ListProjects to its loader.
@@ -70,7 +70,7 @@ func (c *RepositoryCache) ListProjects(ctx context.Context, workspaceID int64) (
 			tags = append(tags, "project:"+strconv.FormatInt(e.ID, 10))
 		}
 		return tags
-	}))
+	}), runtime.Method("Repository.ListProjects"))
 }
 
 // repositoryFindProjectArgs carries the arguments of Repository.FindProject to its loader.
@@ -83,7 +83,7 @@ type repositoryFindProjectArgs struct {
 func (c *RepositoryCache) FindProject(ctx context.Context, id int64) (*Project, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "project:"+strconv.FormatInt(id, 10), repositoryFindProjectArgs{c.next, id}, func(ctx context.Context, a repositoryFindProjectArgs) (*Project, error) {
 		return a.next.FindProject(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("project:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second), runtime.Lock(runtime.LockDistributed))
+	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("project:"+strconv.FormatInt(id, 10)), runtime.Negative(30*time.Second), runtime.Lock(runtime.LockDistributed), runtime.Method("Repository.FindProject"))
 }
 
 // FindProjects implements Repository.FindProjects with cache:get key=project:{ids[]} ttl=5m jitter=1m tags=project:{result.ID}.
@@ -104,7 +104,7 @@ func (c *RepositoryCache) FindProjects(ctx context.Context, ids []int64) ([]*Pro
 			tags = append(tags, "project:"+strconv.FormatInt(v2.ID, 10))
 		}
 		return tags
-	}))
+	}), runtime.Method("Repository.FindProjects"))
 }
 
 // CreateProject implements Repository.CreateProject with cache:put key=project:{result.ID} ttl=5m jitter=1m tags=project:{result.ID} invalidate=workspace:{result.WorkspaceID}:projects.
@@ -126,10 +126,10 @@ func (c *RepositoryCache) CreateProject(ctx context.Context, in NewProject) (*Pr
 		c.cache.Unrendered("Repository.CreateProject", "workspace:{result.WorkspaceID}:projects")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, append(tags, invalidate...))
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.CreateProject"), nil, append(tags, invalidate...))
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...))
+	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repository.CreateProject"))
 	return r0, nil
 }
 
@@ -146,10 +146,10 @@ func (c *RepositoryCache) RenameProject(ctx context.Context, id int64, name stri
 		c.cache.Unrendered("Repository.RenameProject", "project:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, tags)
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.RenameProject"), nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...))
+	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.Method("Repository.RenameProject"))
 	return r0, nil
 }
 
@@ -159,7 +159,7 @@ func (c *RepositoryCache) DeleteProject(ctx context.Context, workspaceID int64, 
 	if err != nil {
 		return err
 	}
-	c.cache.AfterWrite(ctx, []string{"project:" + strconv.FormatInt(id, 10)}, []string{"project:" + strconv.FormatInt(id, 10), "workspace:" + strconv.FormatInt(workspaceID, 10) + ":projects"})
+	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.DeleteProject"), []string{"project:" + strconv.FormatInt(id, 10)}, []string{"project:" + strconv.FormatInt(id, 10), "workspace:" + strconv.FormatInt(workspaceID, 10) + ":projects"})
 	return nil
 }
 
@@ -176,10 +176,10 @@ func (c *RepositoryCache) UpdatePlan(ctx context.Context, id int64, plan string)
 		c.cache.Unrendered("Repository.UpdatePlan", "workspace:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(ctx, nil, tags)
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.UpdatePlan"), nil, tags)
 		return r0, nil
 	}
-	runtime.Put(ctx, c.cache, "workspace:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...))
+	runtime.Put(ctx, c.cache, "workspace:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.Method("Repository.UpdatePlan"))
 	return r0, nil
 }
 

@@ -37,7 +37,7 @@ type workspaceRepoFindArgs struct {
 func (c *WorkspaceRepoCache) Find(ctx context.Context, id string) (Workspace, error) {
 	return runtime.GetCachedWith(ctx, c.cache, "workspace:"+runtime.EscapeKeyPart(id), workspaceRepoFindArgs{c.next, id}, func(ctx context.Context, a workspaceRepoFindArgs) (Workspace, error) {
 		return a.next.Find(ctx, a.id)
-	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+runtime.EscapeKeyPart(id)))
+	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags("workspace:"+runtime.EscapeKeyPart(id)), runtime.Method("WorkspaceRepo.Find"))
 }
 
 // FindMany implements WorkspaceRepo.FindMany with cache:get key=workspace:{ids[]} ttl=5m jitter=1m tags=workspace:{result.ID}.
@@ -50,5 +50,5 @@ func (c *WorkspaceRepoCache) FindMany(ctx context.Context, ids []string) ([]Work
 		return c.next.FindMany(ctx, ids)
 	}, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.ResultTags(func(v2 Workspace) []string {
 		return []string{"workspace:" + runtime.EscapeKeyPart(v2.ID)}
-	}))
+	}), runtime.Method("WorkspaceRepo.FindMany"))
 }
