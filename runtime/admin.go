@@ -56,6 +56,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, e
 			}
 		}
 	})
+	c.l1Flush() // which keys matched is not worth knowing here
 	c.invalidated(pattern, methodOf(ctx), false, total.Load(), start)
 	if err != nil {
 		c.redisError("invalidate_pattern", pattern, err)

@@ -45,11 +45,24 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		return load(ctx, ids) // a transaction neither reads nor fills the cache
 	}
 	start := time.Now()
+	// The near cache first; Redis for the rest.
+	var (
+		held  []*string // what the near cache held, by index
+		snaps []l1Snap
+		ask   = full
+	)
+	if c.l1 != nil && o.l1Allowed() {
+		held, snaps, ask = c.l1Batch(full, start.UnixNano())
+	}
 	c.maybeCheckNodes(start)
 	var raw []*string
-	err := ErrBreakerOpen
-	if c.br.allow() {
-		raw, err = c.mget(ctx, full)
+	var err error
+	switch {
+	case len(ask) == 0:
+	case c.br.allow():
+		raw, err = c.mget(ctx, ask)
+	default:
+		err = ErrBreakerOpen
 	}
 	if err != nil && err != ErrBreakerOpen {
 		if cerr := ctx.Err(); cerr != nil {
@@ -57,8 +70,13 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		}
 		c.redisError("mget", keys[0], err)
 	}
+	// Redis failed: what it should have answered is loaded, not stored.
+	redisFailed := err != nil
 	if err != nil {
 		raw = nil
+	}
+	if held != nil {
+		raw = c.l1Merge(full, held, snaps, raw, start.UnixNano(), &o)
 	}
 	found := make(map[ID]T, len(ids))
 	absent := make(map[ID]bool) // a cached not-found
@@ -71,7 +89,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i], opts)
 			if ok {
 				c.stats.hits.Add(1)
-				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start), Method: o.method})
+				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start), Method: o.method, L1: held != nil && held[i] != nil})
 				if cached != nil || isNilPointer(v) {
 					absent[id] = true
 				} else {
@@ -84,7 +102,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		c.miss(keys[i], o.method, start)
 	}
 	if len(missing) > 0 {
-		if err := loadBatch(ctx, c, ids, keys, full, missing, raw == nil, found, idOf, load, &o, opts); err != nil {
+		if err := loadBatch(ctx, c, ids, keys, full, missing, redisFailed, found, idOf, load, &o, opts); err != nil {
 			return nil, err
 		}
 	}

@@ -93,6 +93,13 @@ type Cache struct {
 	// tagDropped, when set by a test, is called after a tag's members
 	// were moved aside and before they are deleted.
 	tagDropped func(tag string)
+	l1cfg      *l1Config  // WithL1
+	l1         *nearCache // nil without WithL1
+	track      *tracker
+
+	// l1Fetched, when set by a test, is called after a GET returned a
+	// value that may be kept in the near cache, before it is kept.
+	l1Fetched func()
 	// leasedStored, when set by a test, is called after a leased store's
 	// compare-and-sets have run and before its outcome is known to the
 	// loader.
@@ -221,7 +228,21 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	c.tasks.sem = make(chan struct{}, maxBackground)
 	c.invLog.every, c.valueLog.every = time.Second, time.Second
 	c.br.c = c
+	if c.l1cfg != nil {
+		c.l1 = newNearCache(c.l1cfg)
+		c.track = startTracker(c, c.l1)
+	}
 	return c
+}
+
+// Close stops what the Cache runs of its own: the near cache's watching
+// connections (WithL1). It does not close the client, and it does not wait
+// for background stores (see Wait). A Cache without WithL1 needs no Close.
+func (c *Cache) Close() error {
+	if c.track != nil {
+		c.track.close()
+	}
+	return nil
 }
 
 // Namespace returns the namespace every key is prefixed with.

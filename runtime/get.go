@@ -72,6 +72,18 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	start := time.Now()
+	// The chain: the near cache (l1.go), Redis (below), the loader (fill).
+	var snap l1Snap
+	if c.l1 != nil && o.l1Allowed() {
+		now := start.UnixNano()
+		if s, ok := c.l1.get(full, now); ok {
+			if v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts); ok {
+				served(ctx, c, k, full, s, stale, true, l, &o, opts, start)
+				return v, cached
+			}
+		}
+		snap = c.l1.snapshot(full, now)
+	}
 	c.maybeCheckNodes(start)
 	nb := c.nodeBreakerOf(ctx, full)
 	if !c.br.allow() || !nb.allow(c, start) {
@@ -89,17 +101,13 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		nb.record(c, nil)
 		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts)
 		if ok {
-			d := time.Since(start)
-			c.stats.hits.Add(1)
-			c.stats.hitNanos.Add(int64(d))
-			c.observe(Event{Op: OpHit, Key: k, Duration: d, Method: o.method})
-			if stale {
-				c.stats.stale.Add(1)
-				c.observe(Event{Op: OpStale, Key: k, Method: o.method})
-				if o.swr > 0 {
-					startRefresh(ctx, c, k, full, s[:stampEnd], l.load, o, opts)
+			if snap.ok {
+				if c.l1Fetched != nil {
+					c.l1Fetched()
 				}
+				c.l1Keep(full, s, snap, start.UnixNano(), &o)
 			}
+			served(ctx, c, k, full, s, stale, false, l, &o, opts, start)
 			return v, cached
 		}
 	case err == redis.Nil:
@@ -121,6 +129,22 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	c.miss(k, o.method, start)
 	return fill(ctx, c, k, full, l.load, o, opts)
+}
+
+// served counts a hit (from the near cache with l1) and, for a value past
+// its freshness, starts the one refresh of stale-while-revalidate.
+func served[T any, L loader[T]](ctx context.Context, c *Cache, k, full, s string, stale, l1 bool, l L, o *callOptions, opts []CallOption, start time.Time) {
+	d := time.Since(start)
+	c.stats.hits.Add(1)
+	c.stats.hitNanos.Add(int64(d))
+	c.observe(Event{Op: OpHit, Key: k, Duration: d, Method: o.method, L1: l1})
+	if stale {
+		c.stats.stale.Add(1)
+		c.observe(Event{Op: OpStale, Key: k, Method: o.method})
+		if o.swr > 0 {
+			startRefresh(ctx, c, k, full, s[:stampEnd], l.load, *o, opts)
+		}
+	}
 }
 
 // decodeHit decodes what GET returned. ok is false for a miss: a
@@ -196,7 +220,9 @@ func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
 	}
 	// Synchronously (Redis has just answered): deleted later, it could
 	// take the reload's value with it.
-	if derr := c.client.Unlink(context.WithoutCancel(ctx), full).Err(); derr != nil {
+	derr := c.client.Unlink(context.WithoutCancel(ctx), full).Err()
+	c.l1Drop(full)
+	if derr != nil {
 		c.redisError("unlink", key, derr)
 	}
 }

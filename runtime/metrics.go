@@ -157,6 +157,8 @@ type Stats struct {
 	// (their run_id changed, or a new master appeared); NamespaceFlushes
 	// the times the namespace was dropped because of one (restart.go).
 	MasterRestarts, NamespaceFlushes int64
+	// L1 is the near cache's state (WithL1); zero without it.
+	L1 L1Stats
 	// HitRatio is Hits / (Hits + Misses), 0 before any read.
 	HitRatio float64
 	// MeanHitLatency is the mean time of a hit, Redis round trip and decode.
@@ -170,6 +172,23 @@ type Stats struct {
 
 	// Server is read from INFO, summed over the masters of a cluster.
 	Server ServerStats
+}
+
+// L1Stats describes the near cache (WithL1).
+type L1Stats struct {
+	// Enabled reports that the Cache has a near cache; Watched that it may
+	// serve now (every master's invalidation stream is live).
+	Enabled, Watched bool
+	// Hits counts reads served from process memory (they are counted in
+	// Stats.Hits too).
+	Hits int64
+	// Entries and Bytes are what it holds now (Bytes counts keys, values
+	// and about 96 bytes of bookkeeping per entry).
+	Entries, Bytes int64
+	// Dropped counts entries dropped because their key changed (told by
+	// Redis, or written by this process); Flushes the times the whole tier
+	// was emptied; Lost the invalidation streams lost (each flushes).
+	Dropped, Flushes, Lost int64
 }
 
 // ServerStats is what INFO says about the server(s).
@@ -205,6 +224,11 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		BackgroundDropped: c.stats.backgroundDropped.Load(),
 		BreakerOpen:       c.br.open.Load(), BreakerOpens: c.br.opens.Load(), BreakerSkips: c.br.skips.Load(),
 		MasterRestarts: c.nodes.restarts.Load(), NamespaceFlushes: c.nodes.flushes.Load(),
+	}
+	if c.l1 != nil {
+		s.L1 = L1Stats{Enabled: true, Watched: c.l1.watched(time.Now().UnixNano()), Hits: c.l1.hits.Load(),
+			Dropped: c.l1.dropped.Load(), Flushes: c.l1.flushes.Load(), Lost: c.track.lost.Load()}
+		s.L1.Entries, s.L1.Bytes = c.l1.size()
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)

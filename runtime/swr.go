@@ -81,6 +81,7 @@ func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load
 		}
 	}
 	ok, err := casRefreshScript.Run(ctx, c.client, []string{full}, stamp, data, ms(ttl+o.swr)).Int()
+	c.l1Drop(full)
 	if err != nil {
 		return err
 	}

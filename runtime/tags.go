@@ -202,6 +202,9 @@ func (c *Cache) storeMany(ctx context.Context, entries []entry) error {
 	}
 	_, _ = pipe.Exec(ctx)
 	c.retryNoScript(ctx, cmds, calls)
+	for _, e := range entries {
+		c.l1Drop(e.full)
+	}
 	failed := make(map[int]error)
 	for n, cmd := range cmds {
 		if err := cmd.Err(); err != nil && failed[owner[n]] == nil {
@@ -316,6 +319,9 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		sending()
 	}
 	cmds := c.runScripts(ctx, calls)
+	for _, e := range entries {
+		c.l1Drop(e.full)
+	}
 	if c.leasedStored != nil {
 		c.leasedStored()
 	}
@@ -506,6 +512,9 @@ func (c *Cache) unlink(ctx context.Context, full []string) (int64, error) {
 		}
 	}
 	_, err := pipe.Exec(ctx)
+	// Read your writes: this process's near cache lets none of them
+	// through once this returns (also after an error: they may be gone).
+	c.l1Drop(full...)
 	var n int64
 	for _, cmd := range cmds {
 		n += cmd.Val()

@@ -1,0 +1,301 @@
+package runtime
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/redistest"
+)
+
+// l1Cache is a Cache with a near cache on its own client (so that two of
+// them are two processes as far as Redis can tell), closed with the test.
+func l1Cache(t *testing.T, b *redistest.Backend, opts ...Option) *Cache {
+	t.Helper()
+	var cl redis.UniversalClient
+	if b.Cluster {
+		cl = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
+	} else {
+		cl = redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	}
+	c := quietCache(&redistest.Backend{Client: cl, Namespace: b.Namespace, Cluster: b.Cluster},
+		append([]Option{WithL1(), WithStoreWait(time.Second)}, opts...)...)
+	t.Cleanup(func() { _ = c.Close(); _ = cl.Close() })
+	return c
+}
+
+// waitWatched waits until the near cache may serve: Redis has confirmed
+// its invalidation stream on every master.
+func waitWatched(t *testing.T, c *Cache) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.l1.watched(time.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the near cache's invalidation stream was not confirmed in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's confirmation
+	}
+}
+
+// l1Events counts hits served from memory.
+type l1Events struct{ l1, redis atomic.Int64 }
+
+func (e *l1Events) Observe(ev Event) {
+	if ev.Op == OpHit {
+		if ev.L1 {
+			e.l1.Add(1)
+		} else {
+			e.redis.Add(1)
+		}
+	}
+}
+
+// getV reads key through c, loading v, and then waits until c has heard
+// of every change Redis made until then (the read's own store included), so
+// that what the near cache holds next is certain.
+func getV(t *testing.T, c *Cache, key string, v *atomic.Int64) int64 {
+	t.Helper()
+	got, err := GetCached(context.Background(), c, key, func(context.Context) (int64, error) { return v.Load(), nil },
+		TTL(time.Minute), Tags("t:"+key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncL1(t, c)
+	return got
+}
+
+func syncL1(t *testing.T, c *Cache) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.track.sync(ctx); err != nil {
+		t.Fatalf("near cache sync: %v", err)
+	}
+}
+
+// TestL1ServesFromMemory: the second read of a key (the first hit) fills
+// the near cache, and the reads after it make no round trip.
+func TestL1ServesFromMemory(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		ev := &l1Events{}
+		c := l1Cache(t, b, WithMetrics(ev))
+		waitWatched(t, c)
+		var db atomic.Int64
+		db.Store(7)
+		for range 5 {
+			if got := getV(t, c, "k", &db); got != 7 {
+				t.Fatalf("got %d, want 7", got)
+			}
+		}
+		if ev.redis.Load() != 1 || ev.l1.Load() != 3 {
+			t.Fatalf("hits from Redis %d, from memory %d; want 1 and 3", ev.redis.Load(), ev.l1.Load())
+		}
+		s, _ := c.Stats(context.Background())
+		if !s.L1.Enabled || !s.L1.Watched || s.L1.Entries != 1 || s.L1.Hits != 3 || s.L1.Bytes <= 0 {
+			t.Fatalf("L1 stats %+v", s.L1)
+		}
+	})
+}
+
+// TestL1WriterReadsItsWrites: in the writing process a read after an
+// acknowledged invalidation, Set or Put never comes from memory, without
+// waiting for Redis's notice.
+func TestL1WriterReadsItsWrites(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		// No skew: on a cluster a load within the skew after an
+		// invalidation is not stored, and each step reads the key back.
+		c := l1Cache(t, b, WithClockSkew(0))
+		waitWatched(t, c)
+		ctx := context.Background()
+		var db atomic.Int64
+		for i, write := range []func() error{
+			func() error { return c.Invalidate(ctx, "k") },
+			func() error { return c.InvalidateTags(ctx, "t:k") },
+			func() error { return Set(ctx, c, "k", db.Load(), TTL(time.Minute)) },
+			func() error { Put(ctx, c, "k", db.Load(), TTL(time.Minute), Tags("t:k")); return nil },
+			func() error { c.AfterWrite(ctx, nil, []string{"t:k"}); return nil },
+		} {
+			db.Store(int64(100 * i))
+			getV(t, c, "k", &db)
+			getV(t, c, "k", &db) // held in memory now
+			if e, _ := c.l1.size(); e != 1 {
+				t.Fatalf("write %d: %d entries held before the write, want 1", i, e)
+			}
+			db.Add(1)
+			if err := write(); err != nil {
+				t.Fatal(err)
+			}
+			if got := getV(t, c, "k", &db); got != db.Load() {
+				t.Fatalf("write %d: read after it got %d, want %d", i, got, db.Load())
+			}
+		}
+	})
+}
+
+// TestL1OtherProcessSeesWrite: a write through another Cache (another
+// process) drops this one's entry when Redis's notice arrives.
+func TestL1OtherProcessSeesWrite(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		reader, writer := l1Cache(t, b), l1Cache(t, b)
+		waitWatched(t, reader)
+		ctx := context.Background()
+		var db atomic.Int64
+		db.Store(1)
+		getV(t, reader, "k", &db)
+		getV(t, reader, "k", &db)
+		db.Store(2)
+		if err := writer.InvalidateTags(ctx, "t:k"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for getV(t, reader, "k", &db) != 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the reader still serves the old value 5 s after the write")
+			}
+			time.Sleep(time.Millisecond) // waiting for Redis's notice
+		}
+	})
+}
+
+// TestL1ReplyAndInvalidationCross forces the classic near-cache race: the
+// GET has returned the old value, and the invalidation of its key arrives
+// before the value is kept. It must not be kept.
+func TestL1ReplyAndInvalidationCross(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		reader, writer := l1Cache(t, b), l1Cache(t, b)
+		waitWatched(t, reader)
+		ctx := context.Background()
+		var db atomic.Int64
+		db.Store(1)
+		getV(t, reader, "k", &db) // stored in Redis
+		fetched, resume := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		reader.l1Fetched = func() { once.Do(func() { close(fetched); <-resume }) }
+		got := make(chan int64, 1)
+		go func() { got <- getV(t, reader, "k", &db) }()
+		<-fetched // the GET returned 1
+		db.Store(2)
+		before := reader.l1.dropped.Load() + int64(reader.l1.shard(reader.prefix+"k").gen.Load())
+		if err := writer.InvalidateTags(ctx, "t:k"); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the reader has heard of it.
+		deadline := time.Now().Add(5 * time.Second)
+		for reader.l1.dropped.Load()+int64(reader.l1.shard(reader.prefix+"k").gen.Load()) == before {
+			if time.Now().After(deadline) {
+				t.Fatal("no invalidation reached the reader in 5 s")
+			}
+			time.Sleep(time.Millisecond) // waiting for Redis's notice
+		}
+		close(resume)
+		if v := <-got; v != 1 {
+			t.Fatalf("the crossing read got %d, want the 1 its GET returned", v)
+		}
+		if e, _ := reader.l1.size(); e != 0 {
+			t.Fatal("the value read before the invalidation was kept in memory")
+		}
+		if v := getV(t, reader, "k", &db); v != 2 {
+			t.Fatalf("the next read got %d, want 2", v)
+		}
+	})
+}
+
+// TestL1FlushedWhenStreamLost: when the invalidation stream breaks, the
+// near cache is emptied, and serves again only once a new stream is
+// confirmed; a write made while it was down is then seen.
+func TestL1FlushedWhenStreamLost(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		reader := l1Cache(t, b)
+		waitWatched(t, reader)
+		ctx := context.Background()
+		var db atomic.Int64
+		db.Store(1)
+		getV(t, reader, "k", &db)
+		getV(t, reader, "k", &db)
+		if e, _ := reader.l1.size(); e != 1 {
+			t.Fatalf("%d entries held, want 1", e)
+		}
+		flushes := reader.l1.flushes.Load()
+		killTracking(t, b, reader)
+		deadline := time.Now().Add(5 * time.Second)
+		for reader.l1.flushes.Load() == flushes {
+			if time.Now().After(deadline) {
+				t.Fatal("the near cache was not flushed 5 s after its stream was killed")
+			}
+			time.Sleep(time.Millisecond) // waiting for the connection's end to be noticed
+		}
+		// A write no stream told anyone about: through a plain client.
+		db.Store(2)
+		if err := b.Client.Set(ctx, reader.prefix+"k", "not a frame", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitWatched(t, reader)
+		if v := getV(t, reader, "k", &db); v != 2 {
+			t.Fatalf("after the stream came back the read got %d, want 2 (the entry is undecodable, so a reload)", v)
+		}
+		s, _ := reader.Stats(ctx)
+		if s.L1.Lost == 0 {
+			t.Fatalf("L1 stats %+v: no stream counted lost", s.L1)
+		}
+	})
+}
+
+// killTracking kills the near cache's tracking connections with CLIENT
+// KILL, on every master.
+func killTracking(t *testing.T, b *redistest.Backend, c *Cache) {
+	t.Helper()
+	ctx := context.Background()
+	var killed atomic.Int64
+	err := forEachMaster(ctx, b.Client, func(ctx context.Context, m *redis.Client) error {
+		list, err := m.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if !strings.Contains(line, " name="+c.track.name+" ") {
+				continue
+			}
+			for _, f := range strings.Fields(line) {
+				if id, ok := strings.CutPrefix(f, "id="); ok {
+					if err := m.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err == nil {
+						killed.Add(1)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || killed.Load() == 0 {
+		t.Fatalf("killed %d tracking connections: %v", killed.Load(), err)
+	}
+}
+
+// TestL1OffWithoutTracking: on a server without CLIENT TRACKING (the
+// embedded miniredis) the near cache never serves, and reads work.
+func TestL1OffWithoutTracking(t *testing.T) {
+	b := redistest.Standalone(t)
+	if !b.Embedded {
+		t.Skip("needs the embedded server, which lacks CLIENT TRACKING")
+	}
+	c := l1Cache(t, b)
+	var db atomic.Int64
+	db.Store(3)
+	for range 3 {
+		if got := getV(t, c, "k", &db); got != 3 {
+			t.Fatalf("got %d", got)
+		}
+	}
+	if s, _ := c.Stats(context.Background()); s.L1.Watched || s.L1.Hits != 0 {
+		t.Fatalf("L1 stats %+v on a server without tracking", s.L1)
+	}
+}

@@ -1,0 +1,373 @@
+package runtime
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// How the near cache learns that a key changed: one dedicated connection
+// per master, in RESP2, that enables CLIENT TRACKING ON REDIRECT <its own
+// id> BCAST PREFIX <namespace>: when it connects (so a reconnect re-enables
+// it) and subscribes to __redis__:invalidate. Redis then sends it the name
+// of every key of the namespace that changes: written, deleted, expired,
+// evicted, whoever changed it. A null payload (FLUSHALL, FLUSHDB) reaches
+// go-redis as an unreadable message, which like every other error here
+// flushes the tier.
+//
+// The proof that the tier is watched is the connection itself: subscribed
+// since the last flush, and heard from (a ping answered, an invalidation
+// received) within l1StaleAfter. A connection that breaks flushes the tier;
+// the next one flushes it again when its subscription is confirmed, since
+// what changed in between was told to nobody. A connection that only stalls
+// (a paused server, a slow network) stops the tier serving until it is
+// heard from again, and loses nothing: what Redis sent meanwhile arrives in
+// order on the same connection before the ping's answer.
+const (
+	l1PingEvery  = 100 * time.Millisecond
+	l1StaleAfter = 500 * time.Millisecond
+	// l1SyncEvery is how often a cluster's masters are listed, to watch
+	// new ones and stop watching those that left.
+	l1SyncEvery       = time.Second
+	invalidateChannel = "__redis__:invalidate"
+)
+
+// tracker holds the watchers of one Cache's near cache.
+type tracker struct {
+	c      *Cache
+	n      *nearCache
+	prefix string
+	// name is the connections' client name (CLIENT LIST shows it):
+	// repocache-l1-<random>, one per Cache.
+	name   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	watchers map[string]*watcher // by master address
+	// deadline is when the tier stops serving (unix nanoseconds): the
+	// earliest of the watchers' last proof plus l1StaleAfter; 0 while a
+	// master is not watched.
+	deadline atomic.Int64
+	warned   atomic.Bool
+	// lost counts watches lost (connections broken or refused), for Stats.
+	lost atomic.Int64
+}
+
+// watcher is the tracking connection of one master.
+type watcher struct {
+	t         *tracker
+	addr      string
+	client    *redis.Client
+	ps        *redis.PubSub
+	cancel    context.CancelFunc
+	confirmed atomic.Bool
+	proof     atomic.Int64 // unix nanoseconds it was last heard from
+
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // ping payload → closed when its answer arrives (see sync)
+}
+
+func startTracker(c *Cache, n *nearCache) *tracker {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tracker{c: c, n: n, prefix: c.prefix, ctx: ctx, cancel: cancel, watchers: map[string]*watcher{},
+		name: "repocache-l1-" + hex.EncodeToString([]byte(newPlaceholder()[2:10]))}
+	n.watched = func(now int64) bool { return now < t.deadline.Load() }
+	switch cl := unwrapClient(c.client).(type) {
+	case *redis.ClusterClient:
+		t.wg.Add(1)
+		go t.syncLoop(cl)
+	case *redis.Client:
+		// A standalone server, or the current master of a Sentinel set:
+		// the options carry the dialer that finds it.
+		t.mu.Lock()
+		t.add("", cl.Options())
+		t.mu.Unlock()
+	default:
+		c.log.Warn("repocache: the near cache (WithL1) needs a *redis.Client or a *redis.ClusterClient; it stays off", "client", cl)
+	}
+	return t
+}
+
+// watched reports whether the tier may serve at now.
+func (t *tracker) watched(now int64) bool { return now < t.deadline.Load() }
+
+// add starts watching a master; t.mu is held.
+func (t *tracker) add(addr string, base *redis.Options) {
+	opt := *base
+	opt.Protocol = 2 // invalidations arrive as pub/sub messages
+	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns, opt.MaxActiveConns = 1, 0, 0, 0
+	opt.MaxRetries = -1
+	opt.ClientName = t.name
+	userOnConnect := base.OnConnect
+	prefix := t.prefix
+	opt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		if userOnConnect != nil {
+			if err := userOnConnect(ctx, cn); err != nil {
+				return err
+			}
+		}
+		id, err := cn.ClientID(ctx).Result()
+		if err != nil {
+			return err
+		}
+		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	w := &watcher{t: t, addr: addr, client: redis.NewClient(&opt), cancel: cancel}
+	w.ps = w.client.Subscribe(ctx) // no channel yet: nothing dials here
+	t.watchers[addr] = w
+	t.wg.Add(2)
+	go w.receive(ctx)
+	go w.ping(ctx)
+	t.refreshLocked()
+}
+
+// remove stops watching a master; t.mu is held. What it watched is
+// flushed, since the tier can no longer prove it fresh.
+func (t *tracker) remove(addr string) {
+	w := t.watchers[addr]
+	delete(t.watchers, addr)
+	w.stop()
+	t.n.flush()
+	t.refreshLocked()
+}
+
+func (w *watcher) stop() {
+	w.cancel()
+	_ = w.ps.Close()
+	_ = w.client.Close()
+}
+
+// refresh recomputes the deadline after a watcher's state changed.
+func (t *tracker) refresh() {
+	t.mu.Lock()
+	t.refreshLocked()
+	t.mu.Unlock()
+}
+
+func (t *tracker) refreshLocked() {
+	var d int64
+	for _, w := range t.watchers {
+		if !w.confirmed.Load() {
+			d = 0
+			break
+		}
+		if p := w.proof.Load() + int64(l1StaleAfter); d == 0 || p < d {
+			d = p
+		}
+	}
+	t.deadline.Store(d)
+}
+
+// syncLoop keeps one watcher per master of a cluster.
+func (t *tracker) syncLoop(cl *redis.ClusterClient) {
+	defer t.wg.Done()
+	tick := time.NewTicker(l1SyncEvery)
+	defer tick.Stop()
+	for {
+		t.syncMasters(cl)
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *tracker) syncMasters(cl *redis.ClusterClient) {
+	ctx, cancel := context.WithTimeout(t.ctx, l1SyncEvery)
+	defer cancel()
+	var mu sync.Mutex
+	masters := map[string]*redis.Options{}
+	err := cl.ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+		mu.Lock()
+		masters[m.Options().Addr] = m.Options()
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return // the watchers say what they can prove
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return
+	}
+	for addr, o := range masters {
+		if t.watchers[addr] == nil {
+			t.add(addr, o)
+		}
+	}
+	for addr := range t.watchers {
+		if masters[addr] == nil {
+			t.remove(addr)
+		}
+	}
+}
+
+// close stops every watcher and waits for them.
+func (t *tracker) close() {
+	t.cancel()
+	t.mu.Lock()
+	for addr, w := range t.watchers {
+		w.stop()
+		delete(t.watchers, addr)
+	}
+	t.deadline.Store(0)
+	t.mu.Unlock()
+	t.wg.Wait()
+	t.n.flush()
+}
+
+// prove records that the watcher was heard from now.
+func (w *watcher) prove() {
+	w.proof.Store(time.Now().UnixNano())
+	w.t.refresh()
+}
+
+// lost stops the tier serving and flushes it: what Redis sent on the
+// broken connection, and what it will not send until the next one, is
+// lost.
+func (w *watcher) lost(err error) {
+	was := w.confirmed.Swap(false)
+	w.t.refresh()
+	w.t.n.flush()
+	if was {
+		w.t.lost.Add(1)
+	}
+	if !w.t.warned.Swap(true) {
+		w.t.c.log.Warn("repocache: the near cache lost its invalidation stream and was flushed; it serves again once Redis confirms a new one",
+			"master", w.addr, "err", err)
+	}
+}
+
+func (w *watcher) receive(ctx context.Context) {
+	defer w.t.wg.Done()
+	// The channel is recorded even if this first dial fails: every
+	// reconnect subscribes again.
+	_ = w.ps.Subscribe(ctx, invalidateChannel)
+	backoff := 20 * time.Millisecond
+	for ctx.Err() == nil {
+		msg, err := w.ps.ReceiveTimeout(ctx, l1StaleAfter)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if isTimeout(err) {
+				// A stall: the deadline already stops the tier serving;
+				// nothing was lost on a connection that is still open.
+				continue
+			}
+			w.lost(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 20 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == invalidateChannel {
+				// A new connection: what changed before it tracked was
+				// told to nobody.
+				w.t.n.flush()
+				w.confirmed.Store(true)
+				w.t.warned.Store(false)
+				w.prove()
+			}
+		case *redis.Pong:
+			w.prove()
+			w.mu.Lock()
+			if ch := w.waiting[m.Payload]; ch != nil {
+				close(ch)
+				delete(w.waiting, m.Payload)
+			}
+			w.mu.Unlock()
+		case *redis.Message:
+			if m.Channel != invalidateChannel {
+				continue
+			}
+			if m.PayloadSlice == nil {
+				w.lost(errors.New("an invalidation of every key"))
+				continue
+			}
+			for _, k := range m.PayloadSlice {
+				if !strings.HasPrefix(k, w.t.prefix+"#") { // the cache's own records are never held
+					w.t.n.drop(k)
+				}
+			}
+			w.prove()
+		}
+	}
+}
+
+// ping asks the server for a sign of life every l1PingEvery; its answer
+// comes back through receive, after everything Redis sent before it.
+func (w *watcher) ping(ctx context.Context) {
+	defer w.t.wg.Done()
+	tick := time.NewTicker(l1PingEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			pctx, cancel := context.WithTimeout(ctx, l1StaleAfter)
+			_ = w.ps.Ping(pctx)
+			cancel()
+		}
+	}
+}
+
+// sync returns once every watcher has received everything its master sent
+// before this call: a ping with a payload of its own travels behind it.
+func (t *tracker) sync(ctx context.Context) error {
+	t.mu.Lock()
+	ws := make([]*watcher, 0, len(t.watchers))
+	for _, w := range t.watchers {
+		ws = append(ws, w)
+	}
+	t.mu.Unlock()
+	for _, w := range ws {
+		token := newPlaceholder()[2:]
+		ch := make(chan struct{})
+		w.mu.Lock()
+		if w.waiting == nil {
+			w.waiting = map[string]chan struct{}{}
+		}
+		w.waiting[token] = ch
+		w.mu.Unlock()
+		err := w.ps.Ping(ctx, token)
+		if err == nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		w.mu.Lock()
+		delete(w.waiting, token)
+		w.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
