@@ -231,6 +231,9 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 			}
 			return
 		}
+		if o.method != "" {
+			bg = WithMethod(bg, o.method)
+		}
 		c.storeLeasedMany(bg, entries, owned, nil)
 	}) {
 		return nil

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -278,4 +279,141 @@ func BenchmarkHitWithDeadline(b *testing.B) {
 			reportCPU(b, start)
 		})
 	}
+}
+
+// l1Bench is a Cache with a near cache on its own client, watched.
+func l1Bench(b *testing.B, backend *redistest.Backend) *runtime.Cache {
+	b.Helper()
+	if backend.Embedded {
+		b.Skip("the embedded server has no CLIENT TRACKING")
+	}
+	cl := redis.NewClient(&redis.Options{Addr: backend.Addrs[0]})
+	c := runtime.New(cl, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard), runtime.WithL1())
+	b.Cleanup(func() { _ = c.Close(); _ = cl.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, _ := c.Stats(context.Background()); s.L1.Watched {
+			return c
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the near cache was not watched in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's confirmation
+	}
+}
+
+// BenchmarkL1Hit compares a hit served by the near cache (WithL1) with the
+// floor of a Redis hit (a raw GET and a MessagePack decode) and with a
+// GetCachedWith hit without it, in the same run; the parallel rows read
+// 100 hot keys from every P.
+func BenchmarkL1Hit(b *testing.B) {
+	backend := redistest.Standalone(b)
+	ctx := context.Background()
+	plain := runtime.New(backend.Client, runtime.WithNamespace(backend.Namespace), runtime.WithLogger(discard))
+	near := l1Bench(b, backend)
+	type args struct{ id string }
+	load := func(ctx context.Context, a args) (benchValue, error) { return newBenchValue(), nil }
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = "ws:" + strconv.Itoa(i)
+		for range 3 { // stored, read from Redis (kept), then from memory
+			if _, err := runtime.GetCachedWith(ctx, near, keys[i], args{"42"}, load, runtime.TTL(5*time.Minute), runtime.Method("Repository.FindWorkspace")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	raw, err := msgpack.Marshal(newBenchValue())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := backend.Client.Set(ctx, backend.Namespace+":raw", raw, 5*time.Minute).Err(); err != nil {
+		b.Fatal(err)
+	}
+	get := func(c *runtime.Cache, key string) {
+		v, err := runtime.GetCachedWith(ctx, c, key, args{"42"}, load, runtime.TTL(5*time.Minute), runtime.Method("Repository.FindWorkspace"))
+		if err != nil || v.ID != "42" {
+			b.Fatal(err)
+		}
+	}
+	b.Run("impl=raw-get-msgpack", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		for range b.N {
+			s, err := backend.Client.Get(ctx, backend.Namespace+":raw").Bytes()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var v benchValue
+			if err := msgpack.Unmarshal(s, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, start)
+	})
+	b.Run("impl=GetCachedWith", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		for range b.N {
+			get(plain, keys[0])
+		}
+		reportCPU(b, start)
+	})
+	b.Run("impl=GetCachedWith+L1", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		for range b.N {
+			get(near, keys[0])
+		}
+		reportCPU(b, start)
+	})
+	b.Run("impl=GetCachedWith+L1/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				get(near, keys[i%len(keys)])
+				i++
+			}
+		})
+		reportCPU(b, start)
+	})
+	if s, _ := near.Stats(ctx); s.L1.Entries < int64(len(keys)) {
+		b.Fatalf("the near cache holds %d entries, want %d: the rows above were not served from memory", s.L1.Entries, len(keys))
+	}
+}
+
+// BenchmarkL1EntryMemory reports what the near cache holds per entry
+// beyond the stored value (its key, the item, the map slot), in bytes.
+func BenchmarkL1EntryMemory(b *testing.B) {
+	backend := redistest.Standalone(b)
+	ctx := context.Background()
+	near := l1Bench(b, backend)
+	const n = 2000
+	load := func(ctx context.Context, i int) (benchValue, error) { return newBenchValue(), nil }
+	value, _ := codec.Marshal(codec.Msgpack{}, newBenchValue())
+	for range b.N {
+		// Stored; then read from Redis and kept (Redis's notices of the
+		// stores have arrived by then; one that arrives after a read
+		// drops what it kept, and the next pass keeps it again).
+		for range 3 {
+			for i := range n {
+				if _, err := runtime.GetCachedWith(ctx, near, "m:"+strconv.Itoa(i), i, load, runtime.TTL(5*time.Minute)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	s, _ := near.Stats(ctx)
+	if s.L1.Entries < n/2 {
+		b.Fatalf("only %d entries held", s.L1.Entries)
+	}
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+	_ = near.Close() // flushes the tier
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(before.HeapAlloc)-int64(after.HeapAlloc))/float64(s.L1.Entries)-float64(len(value)), "B/entry-beyond-value")
+	b.ReportMetric(float64(s.L1.Bytes)/float64(s.L1.Entries)-float64(len(value)), "accounted-B/entry-beyond-value")
 }

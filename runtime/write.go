@@ -78,7 +78,7 @@ func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
 // counted (Stats.Unrendered, OpUnrendered) so that the gap is visible.
 func (c *Cache) Unrendered(method, template string) {
 	c.stats.unrendered.Add(1)
-	c.observe(Event{Op: OpUnrendered, Key: method, Err: fmt.Errorf("not rendered: %s", template)})
+	c.observe(Event{Op: OpUnrendered, Key: method, Method: method, Err: fmt.Errorf("not rendered: %s", template)})
 	if ok, suppressed := c.invLog.allow(); ok {
 		c.log.Error("repocache: invalidation template not rendered (nil pointer); it stays until its TTL", "method", method, "template", template, "suppressed", suppressed)
 	}
@@ -89,7 +89,7 @@ func (c *Cache) Unrendered(method, template string) {
 // it is logged and counted, and the caller passes the call through.
 func (c *Cache) Bypass(method, reason string) {
 	c.stats.bypasses.Add(1)
-	c.observe(Event{Op: OpBypass, Key: method, Err: fmt.Errorf("uncached: %s", reason)})
+	c.observe(Event{Op: OpBypass, Key: method, Method: method, Err: fmt.Errorf("uncached: %s", reason)})
 	if ok, suppressed := c.errLog.allow(); ok {
 		c.log.Warn("repocache: call passed through uncached", "method", method, "reason", reason, "suppressed", suppressed)
 	}
