@@ -95,6 +95,17 @@ func TestScriptedWorkload(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	}
+	// A not-found answer, cached: an answer, not a load error.
+	for range 2 {
+		_, err := runtime.GetCached(ctx, c, "missing:1", func(context.Context) (string, error) { return "", runtime.ErrNotFound },
+			runtime.TTL(time.Minute), runtime.Negative(time.Minute), runtime.Method("Repository.FindMissing"))
+		if !errors.Is(err, runtime.ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A hand-written call that names no method: its row is its key shape.
 	for range 2 {
 		if _, err := runtime.GetCached(ctx, c, "user:42:profile", load, runtime.TTL(time.Minute)); err != nil {
@@ -130,6 +141,10 @@ func TestScriptedWorkload(t *testing.T) {
 	if fb.Misses != 2 || fb.Loads != 2 || fb.LoadErrors != 2 || fb.Hits != 0 || fb.Sets != 0 {
 		t.Errorf("FindBroken = %+v", fb)
 	}
+	fm := rowNamed(t, cv, "Repository.FindMissing")
+	if fm.Misses != 1 || fm.Hits != 1 || fm.Loads != 1 || fm.NotFound != 1 || fm.LoadErrors != 0 {
+		t.Errorf("FindMissing = %+v", fm)
+	}
 	u := rowNamed(t, cv, "user:{}:profile")
 	if u.Method != "" || u.Hits != 1 || u.Misses != 1 {
 		t.Errorf("key shape row = %+v", u)
@@ -138,7 +153,8 @@ func TestScriptedWorkload(t *testing.T) {
 	if dw.Invalidations != 1 || dw.TagInvalidations != 1 || dw.InvalidatedKeys != 3 {
 		t.Errorf("DeleteWorkspace = %+v", dw)
 	}
-	if cv.Total.Hits != 10 || cv.Total.Misses != 6 || cv.Total.Loads != 6 || cv.Total.InvalidatedKeys != 3 || cv.Total.HitLatency.Count != 10 {
+	if cv.Total.Hits != 11 || cv.Total.Misses != 7 || cv.Total.Loads != 7 || cv.Total.NotFound != 1 || cv.Total.LoadErrors != 2 ||
+		cv.Total.InvalidatedKeys != 3 || cv.Total.HitLatency.Count != 11 {
 		t.Errorf("total = %+v", cv.Total)
 	}
 	if cv.Server == nil || cv.Server.Error != "" || cv.Server.Breaker != "closed" || cv.Server.Masters != 1 {

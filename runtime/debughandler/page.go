@@ -142,15 +142,16 @@ h3 { font-size: 14px; margin: 18px 0 8px; color: var(--muted); text-transform: u
 .card .v { font-size: 16px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .alert { border-left: 4px solid var(--bad); background: #fdecea; padding: 8px 12px; margin: 8px 0; }
 .note { color: var(--muted); font-size: 12px; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th { font-size: 12px; color: var(--muted); font-weight: 600; vertical-align: bottom; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { font-size: 12px; color: var(--muted); font-weight: 600; vertical-align: bottom; white-space: normal; }
 th.l, td.l { text-align: left; }
 td.name { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
 td.name .shape { color: var(--muted); }
 tfoot td { font-weight: 600; border-top: 2px solid var(--line); }
 tr.group th { text-align: center; border-bottom: none; padding-bottom: 0; }
-meter { width: 70px; height: 10px; vertical-align: middle; }
+meter { width: 48px; height: 10px; vertical-align: middle; }
+table.tags { width: auto; min-width: 40%; }
 .bad { color: var(--bad); }
 .scroll { overflow-x: auto; }
 </style>
@@ -174,7 +175,7 @@ meter { width: 70px; height: 10px; vertical-align: middle; }
 {{with .Server}}
 {{if .Error}}<div class="alert">Redis could not be read: {{.Error}}</div>{{end}}
 <div class="cards server">
-<div class="card"><div class="k">used memory</div><div class="v">{{if .Masters}}{{bytes .UsedMemoryBytes}}{{else}}–{{end}}</div></div>
+<div class="card"><div class="k">used memory</div><div class="v">{{if .UsedMemoryBytes}}{{bytes .UsedMemoryBytes}}{{else}}–{{end}}</div>{{if and .Masters (not .UsedMemoryBytes)}}<div class="note">not reported by this server</div>{{end}}</div>
 <div class="card"><div class="k">evicted keys</div><div class="v{{if .EvictedKeys}} bad{{end}}">{{if .Masters}}{{num .EvictedKeys}}{{else}}–{{end}}</div></div>
 <div class="card"><div class="k">maxmemory policy</div><div class="v">{{or .MaxmemoryPolicy "–"}}</div></div>
 <div class="card"><div class="k">servers read</div><div class="v">{{.Masters}}</div></div>
@@ -188,8 +189,8 @@ meter { width: 70px; height: 10px; vertical-align: middle; }
 <div class="scroll">
 <table class="methods">
 <thead>
-<tr class="group"><th></th><th colspan="3"></th><th colspan="4">hits</th><th colspan="5">loads</th><th colspan="2">invalidations</th><th></th></tr>
-<tr><th class="l">method</th><th>req/s</th><th>requests</th><th>hit ratio</th><th>hits</th><th>p50</th><th>p90</th><th>p99</th><th>misses</th><th>loads</th><th>errors</th><th>p50</th><th>p99</th><th>calls (tags)</th><th>keys</th><th>stale / errors</th></tr>
+<tr class="group"><th></th><th colspan="3"></th><th colspan="4">hits</th><th></th><th colspan="7">loads</th><th colspan="2">invalidations</th><th></th></tr>
+<tr><th class="l">method</th><th>req/s</th><th>requests</th><th>hit ratio</th><th>hits</th><th>p50</th><th>p90</th><th>p99</th><th>misses</th><th>loads</th><th title="answered not found (cached with negative=)">not found</th><th>errors</th><th>stored</th><th>p50</th><th>p90</th><th>p99</th><th title="invalidation calls, of which of a tag">calls (tags)</th><th>keys</th><th>stale / errors</th></tr>
 </thead>
 <tbody>
 {{range .Rows}}<tr class="method">
@@ -201,8 +202,10 @@ meter { width: 70px; height: 10px; vertical-align: middle; }
 <td>{{us .HitLatency.P50}}</td><td>{{us .HitLatency.P90}}</td><td>{{us .HitLatency.P99}}</td>
 <td>{{num .Misses}}</td>
 <td>{{num .Loads}}</td>
+<td>{{num .NotFound}}</td>
 <td{{if .LoadErrors}} class="bad"{{end}}>{{num .LoadErrors}}</td>
-<td>{{us .LoadLatency.P50}}</td><td>{{us .LoadLatency.P99}}</td>
+<td>{{num .Sets}}</td>
+<td>{{us .LoadLatency.P50}}</td><td>{{us .LoadLatency.P90}}</td><td>{{us .LoadLatency.P99}}</td>
 <td>{{num .Invalidations}} ({{num .TagInvalidations}})</td>
 <td>{{num .InvalidatedKeys}}</td>
 <td{{if errs .}} class="bad"{{end}} title="{{.Errors}} Redis, {{.DecodeErrors}} decode, {{.EncodeErrors}} encode, {{.InvalidateErrors}} invalidation, {{.Unrendered}} unrendered errors; {{.StaleSetsPrevented}} stale sets prevented">{{num .StaleServes}} / {{num (errs .)}}</td>
@@ -218,8 +221,10 @@ meter { width: 70px; height: 10px; vertical-align: middle; }
 <td>{{us .HitLatency.P50}}</td><td>{{us .HitLatency.P90}}</td><td>{{us .HitLatency.P99}}</td>
 <td>{{num .Misses}}</td>
 <td>{{num .Loads}}</td>
+<td>{{num .NotFound}}</td>
 <td>{{num .LoadErrors}}</td>
-<td>{{us .LoadLatency.P50}}</td><td>{{us .LoadLatency.P99}}</td>
+<td>{{num .Sets}}</td>
+<td>{{us .LoadLatency.P50}}</td><td>{{us .LoadLatency.P90}}</td><td>{{us .LoadLatency.P99}}</td>
 <td>{{num .Invalidations}} ({{num .TagInvalidations}})</td>
 <td>{{num .InvalidatedKeys}}</td>
 <td>{{num .StaleServes}} / {{num (errs .)}}</td>

@@ -1,6 +1,7 @@
 package debughandler
 
 import (
+	"errors"
 	"math"
 	"math/bits"
 	"sort"
@@ -57,7 +58,11 @@ func (r *Recorder) Observe(e runtime.Event) {
 	case runtime.OpMiss, runtime.OpBypass:
 		rw.rate.add(r.h.now())
 	case runtime.OpLoad:
-		if e.Err != nil {
+		switch {
+		case e.Err == nil:
+		case errors.Is(e.Err, runtime.ErrNotFound):
+			rw.notFound.Add(1)
+		default:
 			rw.loadErrors.Add(1)
 		}
 		rw.loadLatency.observe(e.Duration)
@@ -78,10 +83,10 @@ type row struct {
 	method string // Event.Method; "" for a row by key shape
 	shape  string // the key or tag shape of a row without a method
 
-	ops                                                   [numOps]atomic.Int64
-	l1Hits, loadErrors, invalidatedKeys, tagInvalidations atomic.Int64
-	hitLatency, loadLatency                               histogram
-	rate                                                  rateRing
+	ops                                                             [numOps]atomic.Int64
+	l1Hits, notFound, loadErrors, invalidatedKeys, tagInvalidations atomic.Int64
+	hitLatency, loadLatency                                         histogram
+	rate                                                            rateRing
 }
 
 // otherRow names the row that gathers the events past the row cap.

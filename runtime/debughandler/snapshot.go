@@ -60,11 +60,16 @@ type Row struct {
 	HitRatio    *float64 `json:"hit_ratio,omitempty"`
 	StaleServes int64    `json:"stale_serves"` // of Hits, stale values served while a refresh ran
 	Loads       int64    `json:"loads"`        // loader runs
-	LoadErrors  int64    `json:"load_errors"`  // of Loads, the ones that failed
-	Sets        int64    `json:"sets"`         // values stored
-	Bypasses    int64    `json:"bypasses"`     // calls passed to the source uncached
-	HitLatency  Latency  `json:"hit_latency"`  // of the hits: Redis round trip and decode
-	LoadLatency Latency  `json:"load_latency"` // of the loads: the source's time
+	// NotFound counts the loads that answered runtime.ErrNotFound (and
+	// so orm.ErrNotFound): an answer, cached with Negative, not a failure.
+	NotFound int64 `json:"not_found"`
+	// LoadErrors counts the loads that failed otherwise (Stats.LoadErrors
+	// counts both).
+	LoadErrors  int64   `json:"load_errors"`
+	Sets        int64   `json:"sets"`         // values stored
+	Bypasses    int64   `json:"bypasses"`     // calls passed to the source uncached
+	HitLatency  Latency `json:"hit_latency"`  // of the hits: Redis round trip and decode
+	LoadLatency Latency `json:"load_latency"` // of the loads: the source's time
 	// Invalidations counts invalidation calls (of keys or of a tag),
 	// TagInvalidations those of a tag, InvalidatedKeys the keys they
 	// deleted.
@@ -209,7 +214,7 @@ func (rw *row) counts() Row {
 	v := Row{
 		Name: rw.method, Method: rw.method,
 		Hits: op(runtime.OpHit), L1Hits: rw.l1Hits.Load(), Misses: op(runtime.OpMiss),
-		StaleServes: op(runtime.OpStale), Loads: op(runtime.OpLoad), LoadErrors: rw.loadErrors.Load(),
+		StaleServes: op(runtime.OpStale), Loads: op(runtime.OpLoad), NotFound: rw.notFound.Load(), LoadErrors: rw.loadErrors.Load(),
 		Sets: op(runtime.OpSet), Bypasses: op(runtime.OpBypass),
 		Invalidations: op(runtime.OpInvalidate), TagInvalidations: rw.tagInvalidations.Load(),
 		InvalidatedKeys: rw.invalidatedKeys.Load(), StaleSetsPrevented: op(runtime.OpStaleSetPrevented),
@@ -233,6 +238,7 @@ func (t *Row) add(o Row) {
 	t.Misses += o.Misses
 	t.StaleServes += o.StaleServes
 	t.Loads += o.Loads
+	t.NotFound += o.NotFound
 	t.LoadErrors += o.LoadErrors
 	t.Sets += o.Sets
 	t.Bypasses += o.Bypasses
