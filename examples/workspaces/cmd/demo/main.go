@@ -7,7 +7,8 @@
 // misses, loads from the database, stores, the keys and tags a write
 // dropped. It then times the same reads through the cache and straight
 // from the database, and sums up what the cache saved. With -serve it
-// keeps serving, and prints every request the same way until interrupted.
+// keeps serving, and prints every request the same way until interrupted;
+// the cache's live page (runtime/debughandler) is then at /debug/cache.
 //
 //	go generate ./examples/workspaces && go run ./examples/workspaces/cmd/demo [-serve] [-addr 127.0.0.1:8080] [-dblatency 1ms]
 package main
@@ -37,6 +38,7 @@ import (
 
 	"github.com/repocache/repocache/examples/workspaces"
 	"github.com/repocache/repocache/runtime"
+	"github.com/repocache/repocache/runtime/debughandler"
 	"github.com/repocache/repocache/runtime/orm"
 	"github.com/repocache/repocache/runtime/ratelimit"
 	"github.com/repocache/repocache/runtime/session"
@@ -138,6 +140,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	rec := &events{}
+	// The live page: mounted at /debug/cache, for loopback clients only.
+	page := debughandler.New()
+	pageRec := page.Metrics()
 	ns := "app:dev"
 	if os.Getenv("REDIS_URL") != "" {
 		ns = "app:demo:" + fmt.Sprint(time.Now().UnixNano()) // never mix with another run's keys
@@ -145,7 +150,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// The database's identity is part of the namespace: two demos on two
 	// databases that share a Redis never serve each other's rows.
 	cache := runtime.New(client, runtime.WithNamespace(ns), runtime.WithDatabase(orm.Identity(dbURL)),
-		runtime.WithLogger(logger), runtime.WithMetrics(rec))
+		runtime.WithLogger(logger), runtime.WithMetrics(rec), runtime.WithMetrics(pageRec))
+	pageRec.Watch(cache)
 	defer func() { _, _ = cache.InvalidatePattern(context.Background(), "*") }()
 	repo := workspaces.NewRepositoryCache(store, cache)
 	ids, err := seed(ctx, store)
@@ -181,7 +187,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api := workspaces.NewServer(repo, cache, logger, workspaces.WithSessions(sessions), workspaces.WithRateLimits(all, logins))
+	api := workspaces.NewServer(repo, cache, logger, workspaces.WithSessions(sessions), workspaces.WithRateLimits(all, logins),
+		workspaces.WithDebugPage(page))
 	live := &liveLog{out: out, rec: rec, cache: cache}
 	srv := &http.Server{Handler: live.wrap(api.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -219,10 +226,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(out, "         at the speeds measured above, no time saved: about %s more than the queries would have taken\n", (-saved).Round(time.Microsecond))
 	}
 	if !*serve {
+		fmt.Fprintln(out, "\nlive page: with -serve (make demo DEMOFLAGS=-serve) the API stays up and prints the address of /debug/cache,\n           the cache's live page: hit ratio, rate and latency per method, the largest tags, Redis memory, the breaker")
 		return nil
 	}
 	fmt.Fprintf(out, "\nserving on %s until interrupted: every request is printed with what the cache did\n", base)
 	fmt.Fprintf(out, "try: curl -i %s/workspaces/%d/projects   curl %s/stats   curl %s/healthz\n", base, ids.ws[0], base, base)
+	fmt.Fprintf(out, "live page: %s/debug/cache (reloads every 2s; JSON: %s/debug/cache?format=json; loopback clients only)\n", base, base)
 	live.on.Store(true)
 	<-ctx.Done()
 	live.on.Store(false)
@@ -245,7 +254,7 @@ type liveLog struct {
 
 func (l *liveLog) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !l.on.Load() {
+		if !l.on.Load() || strings.HasPrefix(r.URL.Path, "/debug/") { // the live page reloads itself: not printed
 			next.ServeHTTP(w, r)
 			return
 		}

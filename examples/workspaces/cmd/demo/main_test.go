@@ -69,7 +69,7 @@ func TestDemo(t *testing.T) {
 	got := demo(t)
 	for _, want := range []string{
 		"200 miss    first read", "200 hit     same read: a hit", "404 hit     again: the cached not-found",
-		"/projects/999999 ", "429 bypass  a fourth", "retry after",
+		"/projects/999999 ", "429 bypass  a fourth", "retry after", "\nlive page: with -serve",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
