@@ -12,11 +12,12 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # and the examples'. internal/benchcmp has its own too (make bench-compare).
 MODULES     := . cachegen runtime/orm examples extra/cacheprometheus
 
-.PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table
+.PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table chromium debug-page-screenshot
 
 ## demo: the main job: generate, then run the workspaces example on the
 ## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
-## DEMOFLAGS=-serve keeps it serving, DEMOFLAGS=-dblatency=1ms adds a
+## DEMOFLAGS=-serve keeps it serving (and prints the address of the
+## cache's live page, /debug/cache), DEMOFLAGS=-dblatency=1ms adds a
 ## network round trip to each database statement. The first run downloads
 ## and compiles for a few minutes: each slow step says so before it starts,
 ## and the build lists the packages it compiles. The binary is bin/demo.
@@ -28,6 +29,17 @@ demo:
 	cd examples && $(GO) build -v -o ../bin/demo ./workspaces/cmd/demo
 	@echo "demo: running bin/demo $(DEMOFLAGS)"
 	@bin/demo $(DEMOFLAGS)
+
+## chromium: install Debian's chromium (as root, with apt) for the browser
+## test of the live page; without it make test skips that test, except
+## under CI=true, where the test runs this script itself
+chromium:
+	bash examples/scripts/chromium.sh
+
+## debug-page-screenshot: rerun the browser test and write its screenshot
+## of the live page to examples/workspaces/docs/debug-page.png
+debug-page-screenshot: chromium
+	cd examples && UPDATE_SCREENSHOT=1 $(GO) test -count=1 -run '^TestLivePageInBrowser$$' ./workspaces/cmd/demo
 
 ## bench-compare: repocache against go-redis/cache, gocache and rueidis on
 ## the same Redis (REDIS_URL or 127.0.0.1:6379); writes internal/benchcmp/RESULTS.md
