@@ -103,11 +103,11 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 //	        refused before any read, /stats, /healthz, the session routes,
 //	        or a repository that is not the cached one
 //
-// except /debug/cache, which is served before the rate limits, the
-// sessions and X-Cache.
-//
 // A request that waited for another request's load of the same key (the
 // runtime collapses concurrent misses) queried nothing itself: it says hit.
+//
+// /debug/cache is the exception: it is served before the rate limits, the
+// sessions and X-Cache, and carries none of their headers.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /workspaces/{id}", getByID(s, Repository.FindWorkspace))
