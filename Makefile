@@ -10,7 +10,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # The repository's modules: the runtime's (what a service imports: go-redis
 # and msgpack only), the generator's, runtime/orm's (GORM and its drivers)
 # and the examples'. internal/benchcmp has its own too (make bench-compare).
-MODULES     := . cachegen runtime/orm examples extra/cacheprometheus
+MODULES     := . cachegen runtime/orm examples extra/cacheprometheus extra/cacheotel
 
 .PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table chromium debug-page-screenshot
 

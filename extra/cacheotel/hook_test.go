@@ -1,0 +1,163 @@
+package cacheotel_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/repocache/repocache/extra/cacheotel"
+	"github.com/repocache/repocache/runtime"
+)
+
+// TestHitSpansWhenAsked: WithSpans(OpHit) makes a span per hit, with its
+// result and, under WithKeys, its key; by default hits make none.
+func TestHitSpansWhenAsked(t *testing.T) {
+	k := newKit(t, cacheotel.WithSpans(runtime.OpHit, runtime.OpInvalidate), cacheotel.WithKeys())
+	m := k.rec.Metrics("ns")
+	m.Observe(runtime.Event{Op: runtime.OpHit, Key: "project:1", Method: "Repo.Find", Duration: time.Millisecond, L1: true})
+	m.Observe(runtime.Event{Op: runtime.OpMiss, Key: "project:2", Method: "Repo.Find"})
+	m.Observe(runtime.Event{Op: runtime.OpInvalidate, Key: "t:a", Tag: true, Count: 7, Method: "Repo.Delete"})
+	spans := k.spans.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2 (a hit, an invalidation; no miss)", len(spans))
+	}
+	want := []map[attribute.Key]string{
+		{cacheotel.ResultKey: "hit", cacheotel.KeyKey: "project:1", cacheotel.MethodKey: "Repo.Find", cacheotel.L1Key: "true"},
+		{cacheotel.KindKey: "tag", cacheotel.KeyKey: "t:a", cacheotel.MethodKey: "Repo.Delete", cacheotel.InvalidatedKeysKey: "7"},
+	}
+	for i, sp := range spans {
+		got := map[attribute.Key]string{}
+		for _, kv := range sp.Attributes() {
+			got[kv.Key] = kv.Value.Emit()
+		}
+		for key, v := range want[i] {
+			if got[key] != v {
+				t.Errorf("span %s: %s = %q, want %q", sp.Name(), key, got[key], v)
+			}
+		}
+	}
+	if d := spans[0].EndTime().Sub(spans[0].StartTime()); d != time.Millisecond {
+		t.Errorf("hit span lasts %v, want the event's 1ms", d)
+	}
+
+	none := newKit(t, cacheotel.WithSpans())
+	none.rec.Metrics("ns").Observe(runtime.Event{Op: runtime.OpLoad, Err: errors.New("boom")})
+	if n := len(none.spans.Ended()); n != 0 {
+		t.Errorf("WithSpans(): %d spans, want none", n)
+	}
+}
+
+// TestMethodValueIsBounded: past WithMaxMethods distinct methods, events are
+// recorded under "other".
+func TestMethodValueIsBounded(t *testing.T) {
+	k := newKit(t, cacheotel.WithMaxMethods(2))
+	m := k.rec.Metrics("ns")
+	for i := range 20 {
+		m.Observe(runtime.Event{Op: runtime.OpSet, Method: "id:" + strconv.Itoa(i)})
+	}
+	m.Observe(runtime.Event{Op: runtime.OpSet, Method: "id:0"})
+	got := k.collect(t)
+	sets := func(method string) string {
+		return key("repocache.sets", "repocache.namespace", "ns", "repocache.method", method)
+	}
+	if got[sets("id:0")] != 2 || got[sets("id:1")] != 1 || got[sets("other")] != 18 || len(got) != 3 {
+		t.Errorf("sets: %v, want id:0 2, id:1 1, other 18", got)
+	}
+}
+
+// TestFailingStats: a Cache whose Redis refuses connections is reported
+// with repocache.stats.ok 0 and its local instruments, without the INFO
+// ones; the collection does not fail.
+func TestFailingStats(t *testing.T) {
+	k := newKit(t, cacheotel.WithStatsTimeout(time.Second))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { client.Close() })
+	down := runtime.New(client, runtime.WithNamespace("cacheotel-test:down"), runtime.WithLogger(discard))
+	if err := k.rec.Watch(down); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.rec.Watch(runtime.New(client, runtime.WithNamespace("cacheotel-test:down"))); err == nil {
+		t.Error("Watch of a second Cache with the same namespace: no error")
+	}
+	got := k.collect(t)
+	n := func(name string) string { return key(name, "repocache.namespace", down.Namespace()) }
+	if v, ok := got[n("repocache.stats.ok")]; !ok || v != 0 {
+		t.Errorf("stats.ok: %v (reported %v), want 0", v, ok)
+	}
+	if _, ok := got[n("repocache.breaker.open")]; !ok {
+		t.Error("breaker.open missing")
+	}
+	if _, ok := got[n("repocache.redis.used_memory")]; ok {
+		t.Error("redis.used_memory reported without INFO")
+	}
+	k.rec.Unwatch(down)
+	if got := k.collect(t); len(got) != 0 {
+		t.Errorf("after Unwatch: %v", got)
+	}
+}
+
+// TestConcurrentObserve: events from many goroutines, with new methods
+// appearing while the reader collects, all end up counted (run with -race).
+func TestConcurrentObserve(t *testing.T) {
+	k := newKit(t)
+	const workers, events = 8, 1000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := k.rec.Metrics("ns" + strconv.Itoa(w%2))
+			for i := range events {
+				m.Observe(runtime.Event{Op: runtime.OpHit, Method: "M" + strconv.Itoa(i%10), Duration: time.Microsecond})
+				if i%200 == 0 {
+					k.collect(t)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var total float64
+	for name, v := range k.collect(t) {
+		if len(name) > len("repocache.hits{") && name[:len("repocache.hits{")] == "repocache.hits{" {
+			total += v
+		}
+	}
+	if total != workers*events {
+		t.Errorf("%v hits, want %d", total, workers*events)
+	}
+}
+
+// TestNames: the instrument names, with no duplicate, and New works on the
+// no-op providers.
+func TestNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range cacheotel.InstrumentNames() {
+		if seen[n] {
+			t.Errorf("duplicate instrument %s", n)
+		}
+		seen[n] = true
+	}
+	if !seen["repocache.hits"] || !seen["repocache.hit.duration"] || !seen["repocache.stats.ok"] {
+		t.Errorf("names: %v", cacheotel.InstrumentNames())
+	}
+	rec, err := cacheotel.New(cacheotel.WithMeterProvider(noop.NewMeterProvider()), cacheotel.WithTracerProvider(tracenoop.NewTracerProvider()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Metrics("ns").Observe(runtime.Event{Op: runtime.OpLoad, Err: context.Canceled})
+}
