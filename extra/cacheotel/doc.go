@@ -8,7 +8,8 @@
 // and record the latency of hits, loads and invalidations. Its watched
 // Caches (Watch) are asked for their Stats whenever the MeterProvider's
 // reader collects: connection pool, reconnects, circuit breaker,
-// invalidation retries and what Redis's INFO says.
+// invalidation retries, the near cache (runtime.WithL1) and what Redis's
+// INFO says.
 //
 //	rec, err := cacheotel.New(
 //		cacheotel.WithMeterProvider(mp),  // default: otel.GetMeterProvider()

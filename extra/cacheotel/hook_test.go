@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/repocache/repocache/extra/cacheotel"
 	"github.com/repocache/repocache/runtime"
+	"github.com/repocache/repocache/runtime/cachetest"
 )
 
 // TestHitSpansWhenAsked: WithSpans(OpHit) makes a span per hit, with its
@@ -160,4 +162,51 @@ func TestNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.Metrics("ns").Observe(runtime.Event{Op: runtime.OpLoad, Err: context.Canceled})
+}
+
+// TestL1Instruments: a Cache with a near cache (runtime.WithL1) reports its
+// size and state, and its hits from memory apart.
+func TestL1Instruments(t *testing.T) {
+	k := newKit(t)
+	kit := cachetest.New(t)
+	if kit.Embedded {
+		t.Skip("the near cache never serves on miniredis (no CLIENT TRACKING)")
+	}
+	var l1Hits atomic.Int64
+	c := runtime.New(kit.Client(), runtime.WithNamespace(kit.Namespace()), runtime.WithLogger(discard),
+		runtime.WithStoreWait(time.Second), runtime.WithL1(),
+		runtime.WithMetrics(k.rec.Metrics(kit.Namespace())),
+		runtime.WithMetrics(runtime.MetricsFunc(func(e runtime.Event) {
+			if e.Op == runtime.OpHit && e.L1 {
+				l1Hits.Add(1)
+			}
+		})))
+	t.Cleanup(func() { wait(t, c); c.Close() })
+	if err := k.rec.Watch(c); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l1Hits.Load() == 0 && time.Now().Before(deadline) {
+		if _, err := runtime.GetCached(context.Background(), c, "k", func(context.Context) (string, error) { return "v", nil },
+			runtime.TTL(time.Minute), runtime.Method("Repo.Get")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l1Hits.Load() == 0 {
+		t.Fatal("no hit from the near cache in 5s")
+	}
+	got := k.collect(t)
+	n := func(name string) string { return key("repocache."+name, "repocache.namespace", c.Namespace()) }
+	if v := got[key("repocache.l1.hits", "repocache.namespace", c.Namespace(), "repocache.method", "Repo.Get")]; v != float64(l1Hits.Load()) {
+		t.Errorf("l1.hits %v, want %d", v, l1Hits.Load())
+	}
+	if got[n("l1.watched")] != 1 || got[n("l1.entries")] != 1 || got[n("l1.memory")] <= 0 {
+		t.Errorf("l1.watched %v, l1.entries %v, l1.memory %v: want 1, 1, > 0", got[n("l1.watched")], got[n("l1.entries")], got[n("l1.memory")])
+	}
+	for _, name := range []string{"l1.dropped", "l1.flushes", "l1.streams_lost"} {
+		if _, ok := got[n(name)]; !ok {
+			t.Errorf("%s missing", name)
+		}
+	}
 }

@@ -6,8 +6,8 @@
 // sets, invalidations, errors, and the latency of hits, loads and
 // invalidations. Its watched Caches (Watch) are asked for their Stats at
 // scrape time: connection pool, reconnects, circuit breaker, invalidation
-// retries and what Redis's INFO says (used memory, evicted keys, blocked
-// clients).
+// retries, the near cache (runtime.WithL1: entries, memory, state) and what
+// Redis's INFO says (used memory, evicted keys, blocked clients).
 //
 //	col := cacheprometheus.New()
 //	c := runtime.New(client,

@@ -1,6 +1,7 @@
 package cacheprometheus_test
 
 import (
+	"context"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/repocache/repocache/extra/cacheprometheus"
 	"github.com/repocache/repocache/runtime"
+	"github.com/repocache/repocache/runtime/cachetest"
 )
 
 // TestFailingStatsDoNotFailTheScrape: a Cache whose Redis refuses
@@ -126,5 +128,63 @@ func TestWatch(t *testing.T) {
 	col.Unwatch(c)
 	if got := scrape(t, reg); len(got) != 0 {
 		t.Errorf("after Unwatch, with no events: %v, want nothing", got)
+	}
+}
+
+// TestL1Families: a Cache with a near cache (runtime.WithL1) reports its
+// size and state, and counts its hits apart; one without reports none of
+// it (see TestScrapeAfterWorkload).
+func TestL1Families(t *testing.T) {
+	col := cacheprometheus.New()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	kit := cachetest.New(t)
+	if kit.Embedded {
+		t.Skip("the near cache never serves on miniredis (no CLIENT TRACKING)")
+	}
+	var l1Hits atomic.Int64
+	c := runtime.New(kit.Client(), runtime.WithNamespace(kit.Namespace()), runtime.WithLogger(discard),
+		runtime.WithStoreWait(time.Second), runtime.WithL1(),
+		runtime.WithMetrics(col.Metrics(kit.Namespace())),
+		runtime.WithMetrics(runtime.MetricsFunc(func(e runtime.Event) {
+			if e.Op == runtime.OpHit && e.L1 {
+				l1Hits.Add(1)
+			}
+		})))
+	t.Cleanup(func() { wait(t, c); c.Close() })
+	if err := col.Watch(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Read until a hit comes from memory: the near cache serves once its
+	// invalidation stream is live and a hit has filled it.
+	deadline := time.Now().Add(5 * time.Second)
+	for l1Hits.Load() == 0 && time.Now().Before(deadline) {
+		if _, err := runtime.GetCached(ctx, c, "k", func(context.Context) (string, error) { return "v", nil },
+			runtime.TTL(time.Minute), runtime.Method("Repo.Get")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l1Hits.Load() == 0 {
+		t.Fatal("no hit from the near cache in 5s")
+	}
+	got := scrape(t, reg)
+	n := func(name string) string { return key("repocache_"+name, "namespace", c.Namespace()) }
+	if v := got[key("repocache_l1_hits_total", "namespace", c.Namespace(), "method", "Repo.Get")]; v != float64(l1Hits.Load()) {
+		t.Errorf("l1_hits_total %v, want %d", v, l1Hits.Load())
+	}
+	for name, want := range map[string]float64{"l1_watched": 1, "l1_entries": 1, "l1_streams_lost_total": 0} {
+		if v, ok := got[n(name)]; !ok || v != want {
+			t.Errorf("%s = %v (reported %v), want %v", name, v, ok, want)
+		}
+	}
+	if got[n("l1_memory_bytes")] <= 0 {
+		t.Errorf("l1_memory_bytes %v, want > 0", got[n("l1_memory_bytes")])
+	}
+	for _, name := range []string{"l1_dropped_total", "l1_flushes_total"} {
+		if _, ok := got[n(name)]; !ok {
+			t.Errorf("%s missing", name)
+		}
 	}
 }
