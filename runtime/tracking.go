@@ -60,6 +60,9 @@ type tracker struct {
 	warned   atomic.Bool
 	// lost counts watches lost (connections broken or refused), for Stats.
 	lost atomic.Int64
+	// connecting, when set by a test, is called as a watcher's connection
+	// is set up, before it enables tracking.
+	connecting atomic.Pointer[func()]
 }
 
 // watcher is the tracking connection of one master.
@@ -109,7 +112,14 @@ func (t *tracker) add(addr string, base *redis.Options) {
 	opt.ClientName = t.name
 	userOnConnect := base.OnConnect
 	prefix := t.prefix
+	w := &watcher{t: t, addr: addr}
 	opt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		// A new connection means the last one is gone, whoever noticed
+		// first (a ping, or the reader): stop serving and flush now.
+		w.lost(errors.New("reconnecting"))
+		if hook := t.connecting.Load(); hook != nil {
+			(*hook)()
+		}
 		if userOnConnect != nil {
 			if err := userOnConnect(ctx, cn); err != nil {
 				return err
@@ -122,7 +132,7 @@ func (t *tracker) add(addr string, base *redis.Options) {
 		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
 	}
 	ctx, cancel := context.WithCancel(t.ctx)
-	w := &watcher{t: t, addr: addr, client: redis.NewClient(&opt), cancel: cancel}
+	w.client, w.cancel = redis.NewClient(&opt), cancel
 	w.ps = w.client.Subscribe(ctx) // no channel yet: nothing dials here
 	t.watchers[addr] = w
 	t.wg.Add(2)
@@ -236,18 +246,15 @@ func (w *watcher) prove() {
 
 // lost stops the tier serving and flushes it: what Redis sent on the
 // broken connection, and what it will not send until the next one, is
-// lost.
+// lost. err says why (for the caller's log).
 func (w *watcher) lost(err error) {
 	was := w.confirmed.Swap(false)
 	w.t.refresh()
 	w.t.n.flush()
-	if was {
-		w.t.lost.Add(1)
+	if !was {
+		return // already counted, logged and flushed
 	}
-	if !w.t.warned.Swap(true) {
-		w.t.c.log.Warn("repocache: the near cache lost its invalidation stream and was flushed; it serves again once Redis confirms a new one",
-			"master", w.addr, "err", err)
-	}
+	w.t.lost.Add(1)
 }
 
 func (w *watcher) receive(ctx context.Context) {
@@ -268,6 +275,10 @@ func (w *watcher) receive(ctx context.Context) {
 				continue
 			}
 			w.lost(err)
+			if !w.t.warned.Swap(true) {
+				w.t.c.log.Warn("repocache: the near cache has no invalidation stream (it serves again once Redis confirms one)",
+					"master", w.addr, "err", err)
+			}
 			select {
 			case <-ctx.Done():
 				return

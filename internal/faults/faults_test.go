@@ -252,7 +252,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // newCaches builds n caches, each on its own client from runtime.NewClient
 // (the production defaults), in one namespace.
-func newCaches(t *testing.T, url, ns string, n int) []*runtime.Cache {
+func newCaches(t *testing.T, url, ns string, n int, opts ...runtime.Option) []*runtime.Cache {
 	t.Helper()
 	var out []*runtime.Cache
 	for range n {
@@ -261,7 +261,7 @@ func newCaches(t *testing.T, url, ns string, n int) []*runtime.Cache {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cl.Close() })
-		out = append(out, runtime.New(cl, runtime.WithNamespace(ns), runtime.WithLogger(quiet())))
+		out = append(out, runtime.New(cl, append([]runtime.Option{runtime.WithNamespace(ns), runtime.WithLogger(quiet())}, opts...)...))
 	}
 	return out
 }
