@@ -32,9 +32,9 @@ type ack struct {
 
 // read is one GetCached through a child's Cache.
 type read struct {
-	Row        int
-	Version    int64
-	Start, End int64 // on the shared clock
+	Row     int
+	Version int64
+	Start   int64 // when GetCached was called, on the shared clock
 }
 
 // report is what a child sends the parent when it is done.

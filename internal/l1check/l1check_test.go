@@ -182,6 +182,11 @@ func check(t *testing.T, b *redistest.Backend, url string) {
 	idle := f.p99 <= idleP99 && f.max <= idleMax
 	t.Logf("%s: idle-machine target (p99 ≤ %v, max ≤ %v) held: %v", f.backend, idleP99, idleMax, idle)
 
+	// A write's own process drops its entries before the write returns.
+	// (Not when its InvalidateTags found the tag set already emptied by
+	// another process whose notice is still on its way: see
+	// TestWriterReadsOwnWriteWhileNoticeLate. This workload rarely writes
+	// a row within that lag after another process did.)
 	if f.staleOwn != 0 {
 		t.Errorf("%d reads in a writing process began after its own acknowledged write and returned an older version, e.g. %+v", f.staleOwn, w.ownExamples)
 	}
