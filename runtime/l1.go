@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -367,4 +368,22 @@ func (c *Cache) l1Merge(full []string, held []*string, snaps []l1Snap, raw []*st
 		j++
 	}
 	return out
+}
+
+// l1Settle returns once this process's near cache has heard of every change
+// Redis made before the call, so that a tag invalidation is read-your-writes
+// here too: its drop deletes only the keys it finds in the tag's set, and
+// when another process has just dropped the same tag, the keys are gone
+// before this one looks, and only Redis's notice tells the tier. It waits
+// for one ping per master (the notices travel ahead of its answer). If that
+// fails, the tier is flushed instead.
+func (c *Cache) l1Settle(ctx context.Context) {
+	if c.l1 == nil || !c.l1.watched(time.Now().UnixNano()) {
+		return // nothing is served, nothing to wait for
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l1StaleAfter)
+	defer cancel()
+	if err := c.track.sync(sctx); err != nil {
+		c.l1.flush()
+	}
 }

@@ -408,6 +408,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	if len(errs) == 0 {
 		c.confirmTopology(ctx)
 	}
+	c.l1Settle(ctx)
 	return errors.Join(errs...)
 }
 

@@ -105,10 +105,7 @@ func (t *tracker) watched(now int64) bool { return now < t.deadline.Load() }
 
 // add starts watching a master; t.mu is held.
 func (t *tracker) add(addr string, base *redis.Options) {
-	opt := *base
-	opt.Protocol = 2 // invalidations arrive as pub/sub messages
-	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns, opt.MaxActiveConns = 1, 0, 0, 0
-	opt.MaxRetries = -1
+	opt := trackingOptions(base)
 	opt.ClientName = t.name
 	userOnConnect := base.OnConnect
 	prefix := t.prefix
@@ -132,13 +129,37 @@ func (t *tracker) add(addr string, base *redis.Options) {
 		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
 	}
 	ctx, cancel := context.WithCancel(t.ctx)
-	w.client, w.cancel = redis.NewClient(&opt), cancel
+	w.client, w.cancel = redis.NewClient(opt), cancel
 	w.ps = w.client.Subscribe(ctx) // no channel yet: nothing dials here
 	t.watchers[addr] = w
 	t.wg.Add(2)
 	go w.receive(ctx)
 	go w.ping(ctx)
 	t.refreshLocked()
+}
+
+// trackingOptions are the options of a master's tracking connection: how
+// to reach and log in to the master, as base says, in RESP2 (invalidations
+// arrive as pub/sub messages), one connection, no retries. The fields are
+// copied one by one: go-redis writes others (its maintenance-notification
+// settings) of a live client's options as it connects.
+func trackingOptions(base *redis.Options) *redis.Options {
+	return &redis.Options{
+		Network: base.Network, Addr: base.Addr, Dialer: base.Dialer,
+		Protocol: 2,
+		Username: base.Username, Password: base.Password,
+		CredentialsProvider:          base.CredentialsProvider,
+		CredentialsProviderContext:   base.CredentialsProviderContext,
+		StreamingCredentialsProvider: base.StreamingCredentialsProvider,
+		DB:                           base.DB,
+		MaxRetries:                   -1,
+		DialTimeout:                  base.DialTimeout, ReadTimeout: base.ReadTimeout, WriteTimeout: base.WriteTimeout,
+		ContextTimeoutEnabled: true,
+		PoolSize:              1, PoolTimeout: base.PoolTimeout,
+		TLSConfig:       base.TLSConfig,
+		DisableIdentity: base.DisableIdentity || base.DisableIndentity, //nolint:staticcheck // the deprecated spelling still works
+		IdentitySuffix:  base.IdentitySuffix,
+	}
 }
 
 // remove stops watching a master; t.mu is held. What it watched is
@@ -351,31 +372,43 @@ func (t *tracker) sync(ctx context.Context) error {
 		ws = append(ws, w)
 	}
 	t.mu.Unlock()
-	for _, w := range ws {
-		token := newPlaceholder()[2:]
-		ch := make(chan struct{})
-		w.mu.Lock()
-		if w.waiting == nil {
-			w.waiting = map[string]chan struct{}{}
-		}
-		w.waiting[token] = ch
-		w.mu.Unlock()
-		err := w.ps.Ping(ctx, token)
-		if err == nil {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.sync(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// sync sends a ping with a payload of its own and waits for its answer.
+func (w *watcher) sync(ctx context.Context) error {
+	token := newPlaceholder()[2:]
+	ch := make(chan struct{})
+	w.mu.Lock()
+	if w.waiting == nil {
+		w.waiting = map[string]chan struct{}{}
+	}
+	w.waiting[token] = ch
+	w.mu.Unlock()
+	defer func() {
 		w.mu.Lock()
 		delete(w.waiting, token)
 		w.mu.Unlock()
-		if err != nil {
-			return err
-		}
+	}()
+	if err := w.ps.Ping(ctx, token); err != nil {
+		return err
 	}
-	return nil
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func isTimeout(err error) bool {

@@ -20,9 +20,9 @@
 // first fresh read is at most 50 ms at the 99th percentile: bounds for a
 // shared 2-core machine under -race (see the comments on staleBound).
 //
-// TestWriterReadsOwnWriteWhileNoticeLate shows a hole in the writing
-// process's guarantee that the workload seldom hits; it runs with
-// L1CHECK_KNOWN_HOLES=1.
+// TestWriterReadsOwnWriteWhileNoticeLate forces the case the workload
+// seldom hits: a process invalidates a tag just after another did, before
+// the other's notice has reached it.
 //
 // L1CHECK_TABLE=path writes the figures to a Markdown file (RESULTS.md
 // here); L1CHECK_STRICT=1 also asserts the idle-machine target (p99 ≤ 1 ms,

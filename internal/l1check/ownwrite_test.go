@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,16 +85,12 @@ func (c *gatedConn) Read(b []byte) (int, error) {
 // other's notice has arrived. A read in this process after its own
 // acknowledged write must not return the version older than both.
 //
-// It fails today: InvalidateTags drops this process's entries of the keys
-// it deleted, and the other process had already deleted them (the tag set
-// was empty), so the near cache keeps the old value until the other
-// process's notice arrives. TestStalenessWindow sees this only if a
-// process writes a row within the notice's lag after another process
-// did. Run it with L1CHECK_KNOWN_HOLES=1.
+// It failed before InvalidateTags waited for the near cache to settle:
+// InvalidateTags drops this process's entries of the keys it deleted, and
+// the other process had already deleted them (the tag set was empty), so
+// the near cache kept the old value until the other process's notice
+// arrived.
 func TestWriterReadsOwnWriteWhileNoticeLate(t *testing.T) {
-	if os.Getenv("L1CHECK_KNOWN_HOLES") != "1" {
-		t.Skip("a known hole (InvalidateTags after another process emptied the tag set leaves this process's near cache stale until that process's notice arrives); L1CHECK_KNOWN_HOLES=1 runs it")
-	}
 	b := redistest.Standalone(t)
 	b.RequireReal(t)
 	ctx := context.Background()
