@@ -26,6 +26,7 @@ type Server struct {
 	limit    *ratelimit.Middleware // every request, per client
 	logins   *ratelimit.Middleware // POST /login, per client
 	debug    http.Handler          // GET /debug/cache, when given
+	metrics  http.Handler          // GET /metrics, when given
 }
 
 // Profile is what a session holds.
@@ -58,6 +59,15 @@ func WithDebugPage(page http.Handler) ServerOption {
 	return func(srv *Server) { srv.debug = page }
 }
 
+// WithMetricsHandler serves h (a Prometheus handler, say
+// promhttp.HandlerFor over a registry holding a cacheprometheus.Collector)
+// at GET /metrics, outside the rate limits and sessions like the live
+// page: those fail closed when Redis fails, and a scrape must still answer
+// then, to say so. Without this option there is no such route.
+func WithMetricsHandler(h http.Handler) ServerOption {
+	return func(srv *Server) { srv.metrics = h }
+}
+
 // NewServer returns the API; cache is used for GET /stats and GET /healthz
 // only. X-Cache says hit or miss only when repo is the cached repository
 // (*RepositoryCache) over a *Store: see Handler.
@@ -86,6 +96,7 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 //	GET    /me                               the session's profile, or 401
 //	POST   /logout                           ends the session
 //	GET    /debug/cache                      the cache's live page; ?format=json or /debug/cache/json (WithDebugPage)
+//	GET    /metrics                          Prometheus metrics (WithMetricsHandler)
 //
 // With rate limits, every response carries X-RateLimit-* headers and a
 // client over its limit gets 429; with sessions, a request's session is
@@ -106,8 +117,8 @@ func NewServer(repo Repository, cache *runtime.Cache, log *slog.Logger, opts ...
 // A request that waited for another request's load of the same key (the
 // runtime collapses concurrent misses) queried nothing itself: it says hit.
 //
-// /debug/cache is the exception: it is served before the rate limits, the
-// sessions and X-Cache, and carries none of their headers.
+// /debug/cache and /metrics are the exceptions: they are served before the
+// rate limits, the sessions and X-Cache, and carry none of their headers.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /workspaces/{id}", getByID(s, Repository.FindWorkspace))
@@ -135,10 +146,15 @@ func (s *Server) Handler() http.Handler {
 	if s.limit != nil {
 		h = s.limit.Wrap(h)
 	}
-	if s.debug != nil {
+	if s.debug != nil || s.metrics != nil {
 		outer := http.NewServeMux()
-		outer.Handle("GET /debug/cache", s.debug)
-		outer.Handle("GET /debug/cache/", s.debug)
+		if s.debug != nil {
+			outer.Handle("GET /debug/cache", s.debug)
+			outer.Handle("GET /debug/cache/", s.debug)
+		}
+		if s.metrics != nil {
+			outer.Handle("GET /metrics", s.metrics)
+		}
 		outer.Handle("/", h)
 		h = outer
 	}

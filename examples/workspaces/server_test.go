@@ -10,13 +10,18 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/repocache/repocache/extra/cacheprometheus"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/cachetest"
 	"github.com/repocache/repocache/runtime/debughandler"
 	"github.com/repocache/repocache/runtime/orm"
+	"github.com/repocache/repocache/runtime/ratelimit"
 )
 
 // newTestServer serves the API over the decorator, an in-memory SQLite
@@ -235,3 +240,97 @@ func TestDebugPage(t *testing.T) {
 		t.Errorf("without WithDebugPage: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestMetricsRoute: WithMetricsHandler serves a Prometheus registry at
+// /metrics, outside the rate limits and without X-Cache, with the reads of
+// the API counted per method.
+func TestMetricsRoute(t *testing.T) {
+	db, _, err := orm.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := cacheprometheus.New()
+	// The namespace the Cache ends up with: cachetest's own.
+	hook := &lateMetrics{}
+	c := cachetest.New(t, runtime.WithMetrics(hook))
+	hook.m = col.Metrics(c.Namespace())
+	if err := col.Watch(c.Cache); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col)
+	ws, err := store.CreateWorkspace(context.Background(), "acme", "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One request a minute: the API's second request is refused, /metrics
+	// is not limited.
+	window, err := ratelimit.NewSlidingWindow(c.Cache.Client(), 1, time.Minute, ratelimit.WithPrefix(c.Namespace()+":rl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := ratelimit.NewMiddleware(window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := NewServer(NewRepositoryCache(store, c.Cache), c.Cache, slog.New(slog.DiscardHandler),
+		WithRateLimits(limit, nil), WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	for i, want := range []int{200, 429} {
+		resp, err := http.Get(fmt.Sprintf("%s/workspaces/%d", srv.URL, ws.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if err := c.Cache.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "" || resp.Header.Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("GET /metrics: %d, X-Cache %q, X-RateLimit-Limit %q\n%s", resp.StatusCode,
+				resp.Header.Get("X-Cache"), resp.Header.Get("X-RateLimit-Limit"), body)
+		}
+		for _, want := range []string{
+			fmt.Sprintf(`repocache_misses_total{method="Repository.FindWorkspace",namespace=%q} 1`, c.Namespace()),
+			fmt.Sprintf(`repocache_loads_total{method="Repository.FindWorkspace",namespace=%q} 1`, c.Namespace()),
+			fmt.Sprintf(`repocache_hits_total{method="Repository.FindWorkspace",namespace=%q} 0`, c.Namespace()),
+			fmt.Sprintf(`repocache_stats_ok{namespace=%q} 1`, c.Namespace()),
+		} {
+			if !strings.Contains(string(body), want+"\n") {
+				t.Errorf("/metrics lacks %s:\n%s", want, body)
+			}
+		}
+	}
+	// Without the option, there is no such route.
+	plain := httptest.NewServer(NewServer(NewRepositoryCache(store, c.Cache), c.Cache, slog.New(slog.DiscardHandler)).Handler())
+	defer plain.Close()
+	resp, err := http.Get(plain.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("without WithMetricsHandler: %d, want 404", resp.StatusCode)
+	}
+}
+
+// lateMetrics passes events to m, set once the Cache (and so its
+// namespace) exists and before it serves anything.
+type lateMetrics struct{ m runtime.Metrics }
+
+func (l *lateMetrics) Observe(e runtime.Event) { l.m.Observe(e) }
