@@ -145,3 +145,56 @@ func plainClient(t *testing.T, url string) *runtime.Client {
 	t.Cleanup(func() { _ = client.Close() })
 	return client
 }
+
+// cacheUserL1ACL is what a Cache with WithL1 needs on top of cacheUserACL:
+// its tracking connections name themselves, learn their id, turn tracking
+// on, subscribe to the invalidation channel and ping.
+//
+//	ACL SETUSER cacheuser ... +client|setname +client|id +client|tracking +subscribe &__redis__:invalidate
+var cacheUserL1ACL = []string{"client|setname", "client|id", "client|tracking", "subscribe"}
+
+// TestACLWithL1 runs a near cache as the least-privilege user: the tier
+// is watched and serves, and no command is refused.
+func TestACLWithL1(t *testing.T) {
+	addr := redistest.StartServer(t)
+	ctx := context.Background()
+	admin := plainClient(t, "redis://"+addr+"/0")
+	const ns = "acll1"
+	args := []any{"ACL", "SETUSER", "cacheuser", "reset", "on", ">s3cret", "~" + ns + ":*", "resetchannels", "&__redis__:invalidate", "-@all"}
+	for _, cmd := range append(append([]string(nil), cacheUserACL...), cacheUserL1ACL...) {
+		args = append(args, "+"+cmd)
+	}
+	if err := admin.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	if err := admin.Do(ctx, "ACL", "LOG", "RESET").Err(); err != nil {
+		t.Fatal(err)
+	}
+	client := plainClient(t, "redis://cacheuser:s3cret@"+addr+"/0")
+	c := runtime.New(client, runtime.WithNamespace(ns), runtime.WithLogger(discard), runtime.WithL1(), runtime.WithStoreWait(time.Second))
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for s, _ := c.Stats(ctx); !s.L1.Watched; s, _ = c.Stats(ctx) {
+		if time.Now().After(deadline) {
+			log, _ := admin.Do(ctx, "ACL", "LOG").Slice()
+			t.Fatalf("the near cache was not watched in 10 s as cacheuser; ACL LOG: %v", log)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's confirmation
+	}
+	load := func(context.Context) (string, error) { return "v", nil }
+	for range 8 { // a miss, a hit from Redis that the tier keeps, then hits from memory
+		if _, err := runtime.GetCached(ctx, c, "k", load, runtime.TTL(time.Minute), runtime.Tags("t")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.InvalidateTags(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Stats(ctx)
+	if s.L1.Hits == 0 {
+		t.Errorf("no hit from the near cache as cacheuser: %+v", s.L1)
+	}
+	if log, err := admin.Do(ctx, "ACL", "LOG").Slice(); err != nil || len(log) > 0 {
+		t.Errorf("ACL LOG after the workload: %v, %v", log, err)
+	}
+}
