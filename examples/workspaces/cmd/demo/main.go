@@ -8,9 +8,12 @@
 // dropped. It then times the same reads through the cache and straight
 // from the database, and sums up what the cache saved. With -serve it
 // keeps serving, and prints every request the same way until interrupted;
-// the cache's live page (runtime/debughandler) is then at /debug/cache.
+// the cache's live page (runtime/debughandler) is then at /debug/cache and
+// its Prometheus metrics (extra/cacheprometheus) at /metrics. With -otel it
+// also reports the cache through OpenTelemetry (extra/cacheotel): metrics
+// and spans, written by OTel's stdout exporters to stderr or -otel-out.
 //
-//	go generate ./examples/workspaces && go run ./examples/workspaces/cmd/demo [-serve] [-addr 127.0.0.1:8080] [-dblatency 1ms]
+//	go generate ./examples/workspaces && go run ./examples/workspaces/cmd/demo [-serve] [-addr 127.0.0.1:8080] [-dblatency 1ms] [-otel [-otel-out file]]
 package main
 
 import (
@@ -33,10 +36,13 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/repocache/repocache/examples/workspaces"
+	"github.com/repocache/repocache/extra/cacheprometheus"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/debughandler"
 	"github.com/repocache/repocache/runtime/orm"
@@ -92,13 +98,15 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // not in the database, see missingID).
 const missing = 999999
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	out := &lockedWriter{w: stdout}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
 	serve := fs.Bool("serve", false, "keep serving the API after the scripted workload, printing each request, until interrupted")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
 	dbLatency := fs.Duration("dblatency", 0, "add this `delay` before every database statement, to see a networked database's round trip (e.g. 1ms)")
+	otelOn := fs.Bool("otel", false, "also report the cache through OpenTelemetry: metrics (every "+otelInterval.String()+" and at exit) and spans of misses, loads and invalidations, written as JSON by OTel's stdout exporters to stderr")
+	otelOut := fs.String("otel-out", "", "with -otel, write the OpenTelemetry output to this `file` instead of stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: demo [flags]\n\nRuns the workspaces API over the generated cache on REDIS_URL and DATABASE_URL\n(embedded miniredis and in-memory SQLite when unset), drives a scripted workload\nand prints what the cache did.\n\n")
 		fs.PrintDefaults()
@@ -112,6 +120,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *dbLatency < 0 {
 		return fmt.Errorf("-dblatency %s: want 0 or more", *dbLatency)
 	}
+	if *otelOut != "" && !*otelOn {
+		return errors.New("-otel-out needs -otel")
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	client, closeRedis, err := openRedis(out, logger)
@@ -119,6 +130,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeRedis()
+	var tel *telemetry
+	if *otelOn {
+		if tel, err = setupOTel(*otelOut); err != nil {
+			return err
+		}
+		// Before Redis closes (deferred above, so run after): the last
+		// export reads the Cache's Stats.
+		defer func() { err = errors.Join(err, tel.shutdown()) }()
+		fmt.Fprintf(out, "otel: metrics every %s and at exit, spans of misses, loads and invalidations, as JSON %s (-otel)\n", otelInterval, tel.where)
+	}
 	dbURL := os.Getenv("DATABASE_URL")
 	db, driver, err := orm.Open(dbURL)
 	if err != nil {
@@ -149,9 +170,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// The database's identity is part of the namespace: two demos on two
 	// databases that share a Redis never serve each other's rows.
-	cache := runtime.New(client, runtime.WithNamespace(ns), runtime.WithDatabase(orm.Identity(dbURL)),
-		runtime.WithLogger(logger), runtime.WithMetrics(rec), runtime.WithMetrics(pageRec))
+	nsOpts := []runtime.Option{runtime.WithNamespace(ns), runtime.WithDatabase(orm.Identity(dbURL))}
+	// The namespace the Cache ends up with ("<ns>:@<database>"), which the
+	// Prometheus and OTel hooks label their series with, as Watch labels
+	// the Stats: a Cache without WithL1 runs nothing, so one built only to
+	// ask costs nothing.
+	fullNS := runtime.New(client, nsOpts...).Namespace()
+	prom := cacheprometheus.New()
+	opts := append(nsOpts, runtime.WithLogger(logger), runtime.WithMetrics(rec), runtime.WithMetrics(pageRec),
+		runtime.WithMetrics(prom.Metrics(fullNS)))
+	if tel != nil {
+		opts = append(opts, runtime.WithMetrics(tel.rec.Metrics(fullNS)))
+	}
+	cache := runtime.New(client, opts...)
 	pageRec.Watch(cache)
+	// /metrics: a registry of the demo's own, with the Cache's collector.
+	if err := prom.Watch(cache); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prom)
+	if tel != nil {
+		if err := tel.rec.Watch(cache); err != nil {
+			return err
+		}
+	}
 	defer func() { _, _ = cache.InvalidatePattern(context.Background(), "*") }()
 	repo := workspaces.NewRepositoryCache(store, cache)
 	ids, err := seed(ctx, store)
@@ -188,7 +231,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	api := workspaces.NewServer(repo, cache, logger, workspaces.WithSessions(sessions), workspaces.WithRateLimits(all, logins),
-		workspaces.WithDebugPage(page))
+		workspaces.WithDebugPage(page), workspaces.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	live := &liveLog{out: out, rec: rec, cache: cache}
 	srv := &http.Server{Handler: live.wrap(api.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -226,17 +269,33 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(out, "         at the speeds measured above, no time saved: about %s more than the queries would have taken\n", (-saved).Round(time.Microsecond))
 	}
 	if !*serve {
-		fmt.Fprintln(out, "\nlive page: with -serve (make demo DEMOFLAGS=-serve) the API stays up and prints the address of /debug/cache,\n           the cache's live page: hit ratio, rate and latency per method, the largest tags, Redis memory, the breaker")
+		fmt.Fprintln(out, "\nwhere to look: the API stopped with the demo; make demo DEMOFLAGS=-serve keeps it up and prints the addresses of")
+		whereToLook(out, "", tel)
 		return nil
 	}
 	fmt.Fprintf(out, "\nserving on %s until interrupted: every request is printed with what the cache did\n", base)
-	fmt.Fprintf(out, "try: curl -i %s/workspaces/%d/projects   curl %s/stats   curl %s/healthz\n", base, ids.ws[0], base, base)
-	fmt.Fprintf(out, "live page: %s/debug/cache (reloads every 2s; JSON: %s/debug/cache?format=json; loopback clients only)\n", base, base)
+	fmt.Fprintf(out, "try: curl -i %s/workspaces/%d/projects   curl %s/metrics\n", base, ids.ws[0], base)
+	fmt.Fprintln(out, "where to look:")
+	whereToLook(out, base, tel)
 	live.on.Store(true)
 	<-ctx.Done()
 	live.on.Store(false)
 	fmt.Fprintln(out, "stopped")
 	return nil
+}
+
+// whereToLook prints the demo's last lines: where the cache can be watched,
+// at base (the API's address) when it serves, and how -otel reports it.
+func whereToLook(out io.Writer, base string, tel *telemetry) {
+	fmt.Fprintf(out, "live page: %s/debug/cache (hit ratio, rate and latency per method, the largest tags, Redis memory, the breaker; JSON: ?format=json; loopback clients only)\n", base)
+	fmt.Fprintf(out, "metrics:   %s/metrics (Prometheus text: repocache_hits_total{method=\"Repository.FindWorkspace\",...}, latencies, pool, breaker, Redis memory)\n", base)
+	fmt.Fprintf(out, "stats:     %s/stats (the cache's counters as JSON, with units)\n", base)
+	fmt.Fprintf(out, "health:    %s/healthz (200 when Redis and the database answer, else 503)\n", base)
+	if tel != nil {
+		fmt.Fprintf(out, "otel:      on: metrics every %s and at exit, spans of misses, loads and invalidations, as JSON %s\n", otelInterval, tel.where)
+	} else {
+		fmt.Fprintln(out, "otel:      off: make demo DEMOFLAGS=-otel reports the cache through OpenTelemetry too (metrics and spans, JSON on stderr; -otel-out FILE for a file)")
+	}
 }
 
 // liveLog prints each request of -serve with the cache events it caused.
@@ -254,7 +313,9 @@ type liveLog struct {
 
 func (l *liveLog) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !l.on.Load() || strings.HasPrefix(r.URL.Path, "/debug/") { // the live page reloads itself: not printed
+		// The live page reloads itself, and a Prometheus scrapes /metrics every
+		// few seconds: not printed.
+		if !l.on.Load() || strings.HasPrefix(r.URL.Path, "/debug/") || r.URL.Path == "/metrics" {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -69,7 +69,9 @@ func TestDemo(t *testing.T) {
 	got := demo(t)
 	for _, want := range []string{
 		"200 miss    first read", "200 hit     same read: a hit", "404 hit     again: the cached not-found",
-		"/projects/999999 ", "429 bypass  a fourth", "retry after", "\nlive page: with -serve",
+		"/projects/999999 ", "429 bypass  a fourth", "retry after",
+		"\nwhere to look: the API stopped with the demo; make demo DEMOFLAGS=-serve keeps it up", "\nlive page: /debug/cache ",
+		"\nmetrics:   /metrics ", "\nstats:     /stats ", "\nhealth:    /healthz ", "\notel:      off: make demo DEMOFLAGS=-otel ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
@@ -166,6 +168,9 @@ func TestHelp(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-nosuchflag"}, &out); err == nil {
 		t.Error("an unknown flag is not an error")
+	}
+	if err := run(context.Background(), []string{"-otel-out", "x"}, &out); err == nil || !strings.Contains(err.Error(), "-otel") {
+		t.Errorf("-otel-out without -otel: %v, want an error", err)
 	}
 }
 
