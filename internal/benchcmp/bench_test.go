@@ -113,6 +113,17 @@ func hitRows(b *testing.B) []hitRow {
 			v, err := l.gen.Find(ctx, hotIDs[i])
 			return check(v, err, hotIDs[i])
 		}},
+		{"repocache-l1", func(i int) error { // WithL1: served from process memory, kept fresh by Redis
+			id := hotIDs[i]
+			v, err := runtime.GetCached(ctx, l.rcL1, rck[i], func(ctx context.Context) (Workspace, error) {
+				return load(id), nil
+			}, runtime.TTL(ttl), runtime.Jitter(jitter), runtime.Tags(rcTag[i]))
+			return check(v, err, id)
+		}},
+		{"repocache-gen-l1", func(i int) error {
+			v, err := l.genL1.Find(ctx, hotIDs[i])
+			return check(v, err, hotIDs[i])
+		}},
 		{"go-redis-cache", func(i int) error { // Once: the cache-aside call, with its singleflight
 			id := hotIDs[i]
 			var v Workspace

@@ -175,6 +175,8 @@ func (source) FindMany(_ context.Context, ids []string) ([]Workspace, error) {
 type libs struct {
 	rc    *runtime.Cache      // repocache, msgpack codec (its default)
 	gen   *WorkspaceRepoCache // the cachegen decorator on rc
+	rcL1  *runtime.Cache      // repocache with its near cache (WithL1), same namespace as rc
+	genL1 *WorkspaceRepoCache // the cachegen decorator on rcL1
 	grc   *rediscache.Cache   // go-redis/cache, plain msgpack, no compression, no LocalCache
 	grcS2 *rediscache.Cache   // go-redis/cache with its default codec (msgpack + s2 above 64 B)
 	gc    *marshaler.Marshaler
@@ -193,6 +195,9 @@ func getLibs() *libs {
 		l := &theLibs
 		l.rc = runtime.New(rdb, runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard))
 		l.gen = NewWorkspaceRepoCache(source{}, l.rc)
+		l.rcL1 = runtime.New(newGoRedis(), runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard), runtime.WithL1())
+		l.genL1 = NewWorkspaceRepoCache(source{}, l.rcL1)
+		waitWatched(l.rcL1)
 		l.grc = rediscache.New(&rediscache.Options{Redis: rdb, Marshal: msgpack.Marshal, Unmarshal: msgpack.Unmarshal})
 		l.grcS2 = rediscache.New(&rediscache.Options{Redis: rdb})
 		l.gcRaw = gocache.New[any](redisstore.NewRedis(rdb, gocachestore.WithExpiration(ttl)))
@@ -309,4 +314,17 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	i := int(float64(len(d))*p+0.999999) - 1
 	return d[min(max(i, 0), len(d)-1)]
+}
+
+// waitWatched waits (up to 10 s) until a near cache may serve: Redis has
+// confirmed its invalidation stream. Without it, its rows would measure
+// Redis hits.
+func waitWatched(c *runtime.Cache) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, _ := c.Stats(ctx); s.L1.Watched {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's confirmation
+	}
 }
