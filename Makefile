@@ -8,8 +8,9 @@ BENCHCOUNT ?= 10
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # The repository's modules: the runtime's (what a service imports: go-redis
-# and msgpack only), the generator's, runtime/orm's (GORM and its drivers)
-# and the examples'. internal/benchcmp has its own too (make bench-compare).
+# and msgpack only), the generator's, runtime/orm's (GORM and its drivers),
+# the examples', and the metrics exporters' (Prometheus, OpenTelemetry).
+# internal/benchcmp has its own too (make bench-compare).
 MODULES     := . cachegen runtime/orm examples extra/cacheprometheus extra/cacheotel
 
 .PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table chromium debug-page-screenshot
