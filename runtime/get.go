@@ -114,7 +114,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
 		// Not ours: count it; the lease script deletes it.
 		c.stats.decodeErrors.Add(1)
-		c.observe(Event{Op: OpDecodeError, Key: k, Err: err})
+		c.observe(Event{Op: OpDecodeError, Key: k, Err: err, Method: o.method})
 	default:
 		if cerr := ctx.Err(); cerr != nil {
 			var zero T
@@ -175,7 +175,7 @@ func decodeHit[T any](ctx context.Context, c *Cache, key, full, s string, opts [
 	default:
 		err = fmt.Errorf("%w: not a cache entry", codec.ErrForeign)
 	}
-	c.decodeError(ctx, key, full, err)
+	c.decodeError(ctx, key, full, methodIn(opts), err)
 	var zero T
 	return zero, false, false, nil
 }
@@ -212,9 +212,9 @@ func (c *Cache) miss(key, method string, start time.Time) {
 
 // decodeError counts and logs an undecodable entry and deletes it, so that
 // the reload that follows replaces it.
-func (c *Cache) decodeError(ctx context.Context, key, full string, err error) {
+func (c *Cache) decodeError(ctx context.Context, key, full, method string, err error) {
 	c.stats.decodeErrors.Add(1)
-	c.observe(Event{Op: OpDecodeError, Key: key, Err: err})
+	c.observe(Event{Op: OpDecodeError, Key: key, Err: err, Method: method})
 	if ok, suppressed := c.valueLog.allow(); ok {
 		c.log.Info("repocache: undecodable cache entry deleted", "key", key, "err", err, "suppressed", suppressed)
 	}

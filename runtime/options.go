@@ -112,6 +112,16 @@ func AlsoInvalidate(tags ...string) CallOption {
 // on every put would flush every user. On a get it is the same as Tags.
 func Attach(tags ...string) CallOption { return tagOption(optAttach, tags) }
 
+// methodIn returns the method that opts name, or "".
+func methodIn(opts []CallOption) string {
+	for i := range opts {
+		if opts[i].kind == optMethod {
+			return opts[i].inline[0]
+		}
+	}
+	return ""
+}
+
 // Method names the repository method a call serves, such as
 // "Repository.FindProject": every event of the call carries it
 // (Event.Method), so that metrics, logs and traces can be grouped by method

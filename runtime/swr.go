@@ -87,7 +87,7 @@ func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load
 	}
 	if ok == 1 {
 		c.stats.sets.Add(1)
-		c.observe(Event{Op: OpSet, Key: key})
+		c.observe(Event{Op: OpSet, Key: key, Method: o.method})
 	}
 	return nil
 }

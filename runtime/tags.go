@@ -332,7 +332,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 			c.redisError("set", entries[i].key, err)
 		case failed[i]:
 		case raced[i] || n == 0:
-			c.staleSetPrevented(entries[i].key)
+			c.staleSetPrevented(entries[i].key, methodOf(ctx))
 		default:
 			stored[i] = true
 			c.stats.sets.Add(1)
@@ -344,9 +344,9 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 
 // staleSetPrevented counts a loaded value that was not stored because the
 // key or one of its tags was invalidated while it loaded.
-func (c *Cache) staleSetPrevented(key string) {
+func (c *Cache) staleSetPrevented(key, method string) {
 	c.stats.staleSetsPrevented.Add(1)
-	c.observe(Event{Op: OpStaleSetPrevented, Key: key})
+	c.observe(Event{Op: OpStaleSetPrevented, Key: key, Method: method})
 }
 
 // Invalidate deletes keys (given as to GetCached, without the namespace).

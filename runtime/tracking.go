@@ -100,9 +100,6 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 	return t
 }
 
-// watched reports whether the tier may serve at now.
-func (t *tracker) watched(now int64) bool { return now < t.deadline.Load() }
-
 // add starts watching a master; t.mu is held.
 func (t *tracker) add(addr string, base *redis.Options) {
 	opt := trackingOptions(base)
@@ -157,7 +154,7 @@ func trackingOptions(base *redis.Options) *redis.Options {
 		ContextTimeoutEnabled: true,
 		PoolSize:              1, PoolTimeout: base.PoolTimeout,
 		TLSConfig:       base.TLSConfig,
-		DisableIdentity: base.DisableIdentity || base.DisableIndentity, //nolint:staticcheck // the deprecated spelling still works
+		DisableIdentity: base.DisableIdentity,
 		IdentitySuffix:  base.IdentitySuffix,
 	}
 }
