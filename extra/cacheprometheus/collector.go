@@ -3,16 +3,11 @@ package cacheprometheus
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/repocache/repocache/internal/cachemetrics"
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -30,13 +25,7 @@ const (
 // DefaultBuckets returns the upper bounds of the latency histograms: 10µs
 // to 10s in 1, 2.5, 5 steps, which covers an in-process hit (µs), a Redis
 // round trip (100µs to a few ms) and a slow loader (seconds).
-func DefaultBuckets() []time.Duration {
-	var b []time.Duration
-	for d := 10 * time.Microsecond; d <= 10*time.Second; d *= 10 {
-		b = append(b, d, d*5/2, d*5)
-	}
-	return b[:len(b)-2] // up to 10s, not 25s and 50s
-}
+func DefaultBuckets() []time.Duration { return cachemetrics.DefaultBuckets() }
 
 // Option configures a Collector.
 type Option func(*config)
@@ -52,14 +41,7 @@ type config struct {
 // positive are dropped. The default is DefaultBuckets.
 func WithBuckets(bounds ...time.Duration) Option {
 	return func(c *config) {
-		var b []time.Duration
-		for _, d := range bounds {
-			if d > 0 {
-				b = append(b, d)
-			}
-		}
-		slices.Sort(b)
-		if b = slices.Compact(b); len(b) > 0 {
+		if b := cachemetrics.Buckets(bounds); len(b) > 0 {
 			c.buckets = b
 		}
 	}
@@ -98,21 +80,14 @@ type Collector struct {
 	maxMethods   int
 	statsTimeout time.Duration
 
-	counterDescs [nCounters]*prometheus.Desc
-	histDescs    [nHists]*prometheus.Desc
+	counterDescs [cachemetrics.NumCounters]*prometheus.Desc
+	histDescs    [cachemetrics.NumHists]*prometheus.Desc
 	statDescs    []*prometheus.Desc // one per statFamilies entry
 	statsOK      *prometheus.Desc
 
-	mu      sync.Mutex
-	hooks   []*hook                   // in creation order, guarded by mu
-	byNS    map[string]*hook          // guarded by mu
-	methods map[string]struct{}       // method labels in use, guarded by mu
-	full    atomic.Bool               // len(methods) == maxMethods
-	known   atomic.Pointer[methodSet] // methods, once full (then it no longer changes)
-	watched []*watched                // guarded by mu
+	hooks   *cachemetrics.Hooks[series]
+	watched cachemetrics.WatchList[struct{}]
 }
-
-type methodSet = map[string]struct{}
 
 // New returns a Collector with no hooks and no watched Caches.
 func New(opts ...Option) *Collector {
@@ -124,9 +99,10 @@ func New(opts ...Option) *Collector {
 		buckets:      cfg.buckets,
 		maxMethods:   cfg.maxMethods,
 		statsTimeout: cfg.statsTimeout,
-		byNS:         map[string]*hook{},
-		methods:      map[string]struct{}{},
 	}
+	c.hooks = cachemetrics.NewHooks(&sink{c.buckets}, c.maxMethods, func(_, method string) *series {
+		return newSeries(c.buckets, method)
+	})
 	for _, d := range c.buckets {
 		c.bucketBounds = append(c.bucketBounds, d.Seconds())
 	}
@@ -160,17 +136,7 @@ func New(opts ...Option) *Collector {
 // namespace return the same hook; several Caches may share it, their
 // events then add up.
 func (c *Collector) Metrics(namespace string) runtime.Metrics {
-	ns := labelValue(namespace)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if h, ok := c.byNS[ns]; ok {
-		return h
-	}
-	h := &hook{col: c, ns: ns, byLabel: map[string]*series{}}
-	h.byMethod.Store(&map[string]*series{})
-	c.byNS[ns] = h
-	c.hooks = append(c.hooks, h)
-	return h
+	return c.hooks.Hook(namespace)
 }
 
 // Describe implements prometheus.Collector.
@@ -192,28 +158,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: the event families of every
 // hook, then the Stats families of every watched Cache (see Watch).
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	type snap struct {
-		ns     string
-		series []*series
-	}
-	snaps := make([]snap, len(c.hooks))
-	for i, h := range c.hooks {
-		snaps[i] = snap{h.ns, slices.Clone(h.list)}
-	}
-	watched := slices.Clone(c.watched)
-	c.mu.Unlock()
-
-	for _, s := range snaps {
-		for _, se := range s.series {
-			c.collectSeries(ch, s.ns, se)
+	for _, ns := range c.hooks.Snapshot() {
+		for _, s := range ns.Series {
+			c.collectSeries(ch, ns.Name, s)
 		}
 	}
-	c.collectStats(ch, watched)
+	c.collectStats(ch)
 }
 
 func (c *Collector) collectSeries(ch chan<- prometheus.Metric, ns string, s *series) {
-	var n [nCounters]uint64
+	var n [cachemetrics.NumCounters]uint64
 	var touched [nGroups]bool
 	for i := range n {
 		n[i] = s.n[i].Load()
@@ -260,47 +214,6 @@ func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels .
 	return m
 }
 
-// methodLabel returns the label for method, registering it if there is
-// room. c.mu must be held.
-func (c *Collector) methodLabel(method string) string {
-	l := labelValue(method)
-	if method == "" {
-		l = UnknownMethod
-	}
-	if _, ok := c.methods[l]; ok {
-		return l
-	}
-	if len(c.methods) >= c.maxMethods {
-		return OtherMethod
-	}
-	c.methods[l] = struct{}{}
-	if len(c.methods) == c.maxMethods {
-		known := maps.Clone(c.methods)
-		c.known.Store(&known)
-		c.full.Store(true)
-	}
-	return l
-}
-
-// labelled reports whether method has a label of its own, once the
-// methods are full.
-func (c *Collector) labelled(method string) bool {
-	l := UnknownMethod
-	if method != "" {
-		l = labelValue(method)
-	}
-	_, ok := (*c.known.Load())[l]
-	return ok
-}
-
-// labelValue makes s a valid label value (UTF-8).
-func labelValue(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
 // errWatched reports a second Cache with the namespace of a watched one:
 // their series would collide.
 var errWatched = errors.New("cacheprometheus: another Cache with this namespace is watched")
@@ -314,25 +227,15 @@ func (c *Collector) Watch(cache *runtime.Cache) error {
 	if cache == nil {
 		return errors.New("cacheprometheus: Watch of a nil Cache")
 	}
-	ns := labelValue(cache.Namespace())
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, w := range c.watched {
-		switch {
-		case w.cache == cache:
-			return nil
-		case w.ns == ns:
-			return fmt.Errorf("%w: %q", errWatched, w.ns)
-		}
+	ns := cachemetrics.ValidUTF8(cache.Namespace())
+	if !c.watched.Add(cache, ns, struct{}{}) {
+		return fmt.Errorf("%w: %q", errWatched, ns)
 	}
-	c.watched = append(c.watched, &watched{cache: cache, ns: ns})
 	return nil
 }
 
 // Unwatch removes c from the watched Caches (see Watch), e.g. before it is
 // closed. Its event series stay.
 func (c *Collector) Unwatch(cache *runtime.Cache) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.watched = slices.DeleteFunc(c.watched, func(w *watched) bool { return w.cache == cache })
+	c.watched.Remove(cache)
 }

@@ -2,11 +2,11 @@ package cacheprometheus
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/repocache/repocache/internal/cachemetrics"
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -105,81 +105,22 @@ var statFamilies = []statFamily{
 		func(s *runtime.Stats) (float64, bool) { return knownB(s.Server.EvictingTagSets) }),
 }
 
-// watched is a Cache whose Stats a scrape reads. A Stats call that outlives
-// its scrape's wait is shared by the next scrape rather than repeated, so
-// that a hung Redis does not pile up calls.
-type watched struct {
-	cache *runtime.Cache
-	ns    string
-
-	mu   sync.Mutex
-	call *statsCall // the last one started
-}
-
-type statsCall struct {
-	done  chan struct{}
-	stats runtime.Stats
-	err   error
-}
-
-// start returns the Stats call in flight, or starts one.
-func (w *watched) start(timeout time.Duration) *statsCall {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.call != nil {
-		select {
-		case <-w.call.done:
-		default:
-			return w.call
-		}
-	}
-	call := &statsCall{done: make(chan struct{})}
-	w.call = call
-	go func() {
-		defer close(call.done)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		call.stats, call.err = w.cache.Stats(ctx)
-	}()
-	return call
-}
-
 // collectStats reads the Stats of every watched Cache in parallel, for up
 // to the stats timeout, and reports them.
-func (c *Collector) collectStats(ch chan<- prometheus.Metric, ws []*watched) {
-	if len(ws) == 0 {
-		return
-	}
-	calls := make([]*statsCall, len(ws))
-	for i, w := range ws {
-		calls[i] = w.start(c.statsTimeout)
-	}
-	deadline := time.NewTimer(c.statsTimeout)
-	defer deadline.Stop()
-	expired := false
-	for i, w := range ws {
-		call := calls[i]
-		if !expired {
-			select {
-			case <-call.done:
-			case <-deadline.C:
-				expired = true
-			}
+func (c *Collector) collectStats(ch chan<- prometheus.Metric) {
+	c.watched.Read(context.Background(), c.statsTimeout, func(w *cachemetrics.Watched[struct{}], stats *runtime.Stats, err error) {
+		if stats == nil {
+			ch <- constMetric(c.statsOK, prometheus.GaugeValue, 0, w.Namespace)
+			return
 		}
-		select {
-		case <-call.done:
-		default:
-			ch <- constMetric(c.statsOK, prometheus.GaugeValue, 0, w.ns)
-			continue
-		}
-		ch <- constMetric(c.statsOK, prometheus.GaugeValue, b2f(call.err == nil), w.ns)
+		ch <- constMetric(c.statsOK, prometheus.GaugeValue, b2f(err == nil), w.Namespace)
 		for j, f := range statFamilies {
-			if f.info && call.err != nil {
+			if f.info && err != nil {
 				continue
 			}
-			if v, ok := f.value(&call.stats); ok {
-				ch <- constMetric(c.statDescs[j], f.typ, v, w.ns)
+			if v, ok := f.value(stats); ok {
+				ch <- constMetric(c.statDescs[j], f.typ, v, w.Namespace)
 			}
 		}
-	}
+	})
 }
