@@ -4,16 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/repocache/repocache/internal/cachemetrics"
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -53,13 +51,7 @@ const (
 
 // DefaultBuckets returns the bucket boundaries of the latency histograms:
 // 10µs to 10s in 1, 2.5, 5 steps, those of cacheprometheus.
-func DefaultBuckets() []time.Duration {
-	var b []time.Duration
-	for d := 10 * time.Microsecond; d <= 10*time.Second; d *= 10 {
-		b = append(b, d, d*5/2, d*5)
-	}
-	return b[:len(b)-2] // up to 10s, not 25s and 50s
-}
+func DefaultBuckets() []time.Duration { return cachemetrics.DefaultBuckets() }
 
 // DefaultSpans returns the events that make spans unless WithSpans says
 // otherwise: misses, loads, stale serves, invalidations and failed
@@ -121,14 +113,7 @@ func WithKeys() Option {
 // dropped. The default is DefaultBuckets.
 func WithBuckets(bounds ...time.Duration) Option {
 	return func(c *config) {
-		var b []time.Duration
-		for _, d := range bounds {
-			if d > 0 {
-				b = append(b, d)
-			}
-		}
-		slices.Sort(b)
-		if b = slices.Compact(b); len(b) > 0 {
+		if b := cachemetrics.Buckets(bounds); len(b) > 0 {
 			c.buckets = b
 		}
 	}
@@ -167,16 +152,13 @@ type Recorder struct {
 	maxMethods   int
 	statsTimeout time.Duration
 
-	counters [nCounters]metric.Int64Counter
-	hists    [nHists]metric.Float64Histogram
+	counters [cachemetrics.NumCounters]metric.Int64Counter
+	hists    [cachemetrics.NumHists]metric.Float64Histogram
 	stats    []statInstrument // one per statFamilies entry
 	statsOK  metric.Int64ObservableGauge
 
-	mu      sync.Mutex
-	byNS    map[string]*hook    // guarded by mu
-	methods map[string]struct{} // method values in use, guarded by mu
-	known   knownMethods
-	watched []*watched // guarded by mu
+	hooks   *cachemetrics.Hooks[series]
+	watched cachemetrics.WatchList[metric.MeasurementOption] // with the namespace's attributes
 }
 
 // New returns a Recorder with its instruments created on the meter
@@ -197,9 +179,8 @@ func New(opts ...Option) (*Recorder, error) {
 		keys:         cfg.keys,
 		maxMethods:   cfg.maxMethods,
 		statsTimeout: cfg.statsTimeout,
-		byNS:         map[string]*hook{},
-		methods:      map[string]struct{}{},
 	}
+	r.hooks = cachemetrics.NewHooks(&sink{r}, r.maxMethods, newSeries)
 	for _, op := range cfg.spans {
 		r.spans[op] = true
 	}
@@ -254,43 +235,7 @@ func InstrumentNames() []string {
 // the package doc: Cache.Namespace() is the value to give). Calls with the
 // same namespace return the same hook.
 func (r *Recorder) Metrics(namespace string) runtime.Metrics {
-	ns := validUTF8(namespace)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if h, ok := r.byNS[ns]; ok {
-		return h
-	}
-	h := &hook{rec: r, ns: ns, byLabel: map[string]*series{}}
-	h.byMethod.Store(&map[string]*series{})
-	r.byNS[ns] = h
-	return h
-}
-
-// methodValue returns the attribute value for method, registering it if
-// there is room. r.mu must be held.
-func (r *Recorder) methodValue(method string) string {
-	v := UnknownMethod
-	if method != "" {
-		v = validUTF8(method)
-	}
-	if _, ok := r.methods[v]; ok {
-		return v
-	}
-	if len(r.methods) >= r.maxMethods {
-		return OtherMethod
-	}
-	r.methods[v] = struct{}{}
-	if len(r.methods) == r.maxMethods {
-		r.known.freeze(r.methods)
-	}
-	return v
-}
-
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return r.hooks.Hook(namespace)
 }
 
 // Watch adds c's Stats to what a collection reports, with the
@@ -302,26 +247,15 @@ func (r *Recorder) Watch(cache *runtime.Cache) error {
 	if cache == nil {
 		return errors.New("cacheotel: Watch of a nil Cache")
 	}
-	ns := validUTF8(cache.Namespace())
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, w := range r.watched {
-		switch {
-		case w.cache == cache:
-			return nil
-		case w.ns == ns:
-			return fmt.Errorf("cacheotel: another Cache with namespace %q is watched", ns)
-		}
+	ns := cachemetrics.ValidUTF8(cache.Namespace())
+	if !r.watched.Add(cache, ns, metric.WithAttributeSet(attribute.NewSet(NamespaceKey.String(ns)))) {
+		return fmt.Errorf("cacheotel: another Cache with namespace %q is watched", ns)
 	}
-	r.watched = append(r.watched, &watched{cache: cache, ns: ns,
-		attrs: metric.WithAttributeSet(attribute.NewSet(NamespaceKey.String(ns)))})
 	return nil
 }
 
 // Unwatch removes c from the watched Caches (see Watch), e.g. before it is
 // closed.
 func (r *Recorder) Unwatch(cache *runtime.Cache) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.watched = slices.DeleteFunc(r.watched, func(w *watched) bool { return w.cache == cache })
+	r.watched.Remove(cache)
 }

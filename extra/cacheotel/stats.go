@@ -3,12 +3,11 @@ package cacheotel
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/repocache/repocache/internal/cachemetrics"
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -146,95 +145,30 @@ func (r *Recorder) newStatInstruments(meter metric.Meter) error {
 	return nil
 }
 
-// watched is a Cache whose Stats a collection reads. A Stats call that
-// outlives its collection's wait is shared by the next collection rather
-// than repeated, so that a hung Redis does not pile up calls.
-type watched struct {
-	cache *runtime.Cache
-	ns    string
-	attrs metric.MeasurementOption
-
-	mu   sync.Mutex
-	call *statsCall // the last one started
-}
-
-type statsCall struct {
-	done  chan struct{}
-	stats runtime.Stats
-	err   error
-}
-
-// start returns the Stats call in flight, or starts one.
-func (w *watched) start(timeout time.Duration) *statsCall {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.call != nil {
-		select {
-		case <-w.call.done:
-		default:
-			return w.call
-		}
-	}
-	call := &statsCall{done: make(chan struct{})}
-	w.call = call
-	go func() {
-		defer close(call.done)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		call.stats, call.err = w.cache.Stats(ctx)
-	}()
-	return call
-}
-
 // observeStats is the callback of the Stats instruments: it reads the Stats
 // of every watched Cache in parallel, for up to the stats timeout or the
 // end of ctx, and observes them.
 func (r *Recorder) observeStats(ctx context.Context, o metric.Observer) error {
-	r.mu.Lock()
-	ws := slices.Clone(r.watched)
-	r.mu.Unlock()
-	if len(ws) == 0 {
-		return nil
-	}
-	calls := make([]*statsCall, len(ws))
-	for i, w := range ws {
-		calls[i] = w.start(r.statsTimeout)
-	}
-	deadline := time.NewTimer(r.statsTimeout)
-	defer deadline.Stop()
-	expired := false
-	for i, w := range ws {
-		call := calls[i]
-		if !expired {
-			select {
-			case <-call.done:
-			case <-deadline.C:
-				expired = true
-			case <-ctx.Done():
-				expired = true
-			}
+	r.watched.Read(ctx, r.statsTimeout, func(w *cachemetrics.Watched[metric.MeasurementOption], stats *runtime.Stats, err error) {
+		if stats == nil {
+			o.ObserveInt64(r.statsOK, 0, w.Extra)
+			return
 		}
-		select {
-		case <-call.done:
-		default:
-			o.ObserveInt64(r.statsOK, 0, w.attrs)
-			continue
-		}
-		ok, _ := knownB(call.err == nil)
-		o.ObserveInt64(r.statsOK, int64(ok), w.attrs)
+		ok, _ := knownB(err == nil)
+		o.ObserveInt64(r.statsOK, int64(ok), w.Extra)
 		for j, f := range statFamilies {
-			if f.info && call.err != nil {
+			if f.info && err != nil {
 				continue
 			}
-			v, known := f.value(&call.stats)
+			v, known := f.value(stats)
 			switch {
 			case !known:
 			case f.float:
-				o.ObserveFloat64(r.stats[j].f, v, w.attrs)
+				o.ObserveFloat64(r.stats[j].f, v, w.Extra)
 			default:
-				o.ObserveInt64(r.stats[j].i, int64(v), w.attrs)
+				o.ObserveInt64(r.stats[j].i, int64(v), w.Extra)
 			}
 		}
-	}
+	})
 	return nil
 }
