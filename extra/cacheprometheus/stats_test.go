@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/repocache/repocache/extra/cacheprometheus"
+	"github.com/repocache/repocache/internal/cachemetrics/cachemetricstest"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/cachetest"
 )
@@ -24,15 +25,7 @@ func TestFailingStatsDoNotFailTheScrape(t *testing.T) {
 	reg.MustRegister(col)
 	healthy := newCache(t, col)
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { client.Close() })
-	down := runtime.New(client, runtime.WithNamespace("cacheprometheus-test:down"), runtime.WithLogger(discard))
+	down := cachemetricstest.Down(t, "cacheprometheus-test:down")
 	if err := col.Watch(down); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +144,7 @@ func TestL1Families(t *testing.T) {
 				l1Hits.Add(1)
 			}
 		})))
-	t.Cleanup(func() { wait(t, c); c.Close() })
+	t.Cleanup(func() { cachemetricstest.Wait(t, c); c.Close() })
 	if err := col.Watch(c); err != nil {
 		t.Fatal(err)
 	}
