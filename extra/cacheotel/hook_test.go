@@ -3,19 +3,18 @@ package cacheotel_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/repocache/repocache/extra/cacheotel"
+	"github.com/repocache/repocache/internal/cachemetrics/cachemetricstest"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/cachetest"
 )
@@ -81,19 +80,11 @@ func TestMethodValueIsBounded(t *testing.T) {
 // ones; the collection does not fail.
 func TestFailingStats(t *testing.T) {
 	k := newKit(t, cacheotel.WithStatsTimeout(time.Second))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { client.Close() })
-	down := runtime.New(client, runtime.WithNamespace("cacheotel-test:down"), runtime.WithLogger(discard))
+	down := cachemetricstest.Down(t, "cacheotel-test:down")
 	if err := k.rec.Watch(down); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.rec.Watch(runtime.New(client, runtime.WithNamespace("cacheotel-test:down"))); err == nil {
+	if err := k.rec.Watch(runtime.New(down.Client(), runtime.WithNamespace("cacheotel-test:down"))); err == nil {
 		t.Error("Watch of a second Cache with the same namespace: no error")
 	}
 	got := k.collect(t)
@@ -181,7 +172,7 @@ func TestL1Instruments(t *testing.T) {
 				l1Hits.Add(1)
 			}
 		})))
-	t.Cleanup(func() { wait(t, c); c.Close() })
+	t.Cleanup(func() { cachemetricstest.Wait(t, c); c.Close() })
 	if err := k.rec.Watch(c); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package cacheotel_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/repocache/repocache/extra/cacheotel"
+	"github.com/repocache/repocache/internal/cachemetrics/cachemetricstest"
 	"github.com/repocache/repocache/runtime"
 	"github.com/repocache/repocache/runtime/cachetest"
 )
@@ -66,20 +66,11 @@ func newCache(t *testing.T, rec *cacheotel.Recorder) *runtime.Cache {
 	if c.Namespace() != kit.Namespace() {
 		t.Fatalf("namespace %q, want the kit's %q", c.Namespace(), kit.Namespace())
 	}
-	t.Cleanup(func() { wait(t, c) }) // before the kit's cleanup closes the client
+	t.Cleanup(func() { cachemetricstest.Wait(t, c) }) // before the kit's cleanup closes the client
 	if err := rec.Watch(c); err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func wait(t *testing.T, c *runtime.Cache) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Wait(ctx); err != nil {
-		t.Fatalf("background work: %v", err)
-	}
 }
 
 // collect reads the manual reader into "name{key=value,...}" → value,
@@ -141,96 +132,16 @@ func key(name string, kv ...string) string {
 	return name + "{" + strings.Join(pairs, ",") + "}"
 }
 
-type project struct {
-	ID   int
-	Name string
-}
-
-// unencodable cannot be encoded by MessagePack: loading it is an encode
-// error.
-type unencodable struct{ C chan int }
-
-var errDB = errors.New("database down")
-
-// TestWorkload runs the scripted workload of cacheprometheus's
-// TestScrapeAfterWorkload on a real Redis and reads the same counts from an
-// in-memory reader, and the spans of its misses, loads, stale serve and
+// TestWorkload runs the scripted workload of cachemetricstest (that of
+// cacheprometheus's TestScrapeAfterWorkload) on a real Redis and reads the
+// same counts from an in-memory reader, and the spans of its misses, loads, stale serve and
 // invalidations from a span recorder.
 func TestWorkload(t *testing.T) {
 	k := newKit(t)
 	c := newCache(t, k.rec)
 	ns := c.Namespace()
-	ctx := context.Background()
 
-	find := func(ctx context.Context, id int) (project, error) { return project{ID: id, Name: "p"}, nil }
-	get := func(id int, tag, method string) {
-		t.Helper()
-		opts := []runtime.CallOption{runtime.TTL(time.Minute), runtime.Tags(tag)}
-		if method != "" {
-			opts = append(opts, runtime.Method(method))
-		}
-		if _, err := runtime.GetCachedWith(ctx, c, "project:"+strconv.Itoa(id), id, find, opts...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Repo.Find: 3 misses (each loads and stores), then 5 hits; projects
-	// 1 and 2 carry tag t:a, project 3 t:b.
-	get(1, "t:a", "Repo.Find")
-	get(2, "t:a", "Repo.Find")
-	get(3, "t:b", "Repo.Find")
-	wait(t, c)
-	for _, id := range []int{1, 1, 1, 2, 2} {
-		get(id, "t:a", "Repo.Find")
-	}
-	// Repo.Find: a load error (a miss, a load, no store).
-	_, err := runtime.GetCached(ctx, c, "project:err", func(context.Context) (project, error) { return project{}, errDB },
-		runtime.TTL(time.Minute), runtime.Method("Repo.Find"))
-	if !errors.Is(err, errDB) {
-		t.Fatalf("load error: got %v", err)
-	}
-	// A call that names no method: a miss, a load and a set under "unknown".
-	get(4, "t:c", "")
-	// Repo.List: an undecodable entry (a decode error, which names no
-	// method), then its miss, load and set.
-	if err := c.Client().Set(ctx, c.RedisKey("list:bad"), "not a cache entry", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runtime.GetCached(ctx, c, "list:bad", func(context.Context) ([]int, error) { return []int{1}, nil },
-		runtime.TTL(time.Minute), runtime.Method("Repo.List")); err != nil {
-		t.Fatal(err)
-	}
-	// Repo.Stream: a value that cannot be encoded (an encode error, which
-	// names no method): a miss and a load, no set.
-	if _, err := runtime.GetCached(ctx, c, "stream:1", func(context.Context) (unencodable, error) { return unencodable{C: make(chan int)}, nil },
-		runtime.TTL(time.Minute), runtime.Method("Repo.Stream")); err != nil {
-		t.Fatal(err)
-	}
-	// Repo.Swr: a miss, then a stale hit whose refresh loads again and
-	// stores (the refresh's set names no method).
-	swr := func(context.Context) (string, error) { return "v", nil }
-	for i := range 2 {
-		if _, err := runtime.GetCached(ctx, c, "swr:1", swr, runtime.TTL(time.Millisecond), runtime.SWR(time.Minute), runtime.Method("Repo.Swr")); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			wait(t, c)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	wait(t, c)
-	// Repo.Delete: tag t:a drops projects 1 and 2, a key invalidation
-	// drops project 3; an invalidation template it could not render.
-	del := runtime.WithMethod(ctx, "Repo.Delete")
-	if err := c.InvalidateTags(del, "t:a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Invalidate(del, "project:3"); err != nil {
-		t.Fatal(err)
-	}
-	c.Unrendered("Repo.Delete", "project:{{.Owner.ID}}")
-	// Repo.Find: a call whose key could not be built.
-	c.Bypass("Repo.Find", "nil owner")
-	wait(t, c)
+	cachemetricstest.Workload(t, c)
 
 	got := k.collect(t)
 	s := func(name, method string, extra ...string) string {
