@@ -360,9 +360,10 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	v, err := loadAndCount(ctx, c, key, o.method, load)
 	stop()
 	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
+	method := o.method // not o: the closure would move the caller's options to the heap
 	store := func(bg context.Context) {
-		if o.method != "" {
-			bg = WithMethod(bg, o.method)
+		if method != "" {
+			bg = WithMethod(bg, method)
 		}
 		vd.finish(c.storeLeased(bg, key, l, data, ttl, tags, vd.sending))
 	}

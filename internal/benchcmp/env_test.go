@@ -175,7 +175,7 @@ func (source) FindMany(_ context.Context, ids []string) ([]Workspace, error) {
 type libs struct {
 	rc    *runtime.Cache      // repocache, msgpack codec (its default)
 	gen   *WorkspaceRepoCache // the cachegen decorator on rc
-	rcL1  *runtime.Cache      // repocache with its near cache (WithL1), same namespace as rc
+	rcL1  *runtime.Cache      // repocache with its near cache (WithL1), a namespace of its own
 	genL1 *WorkspaceRepoCache // the cachegen decorator on rcL1
 	grc   *rediscache.Cache   // go-redis/cache, plain msgpack, no compression, no LocalCache
 	grcS2 *rediscache.Cache   // go-redis/cache with its default codec (msgpack + s2 above 64 B)
@@ -195,7 +195,10 @@ func getLibs() *libs {
 		l := &theLibs
 		l.rc = runtime.New(rdb, runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard))
 		l.gen = NewWorkspaceRepoCache(source{}, l.rc)
-		l.rcL1 = runtime.New(newGoRedis(), runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard), runtime.WithL1())
+		// A namespace of its own: its tracking connection is told of
+		// every write under its prefix, and the other rows' writes
+		// (misses, batches) must not cost this process anything.
+		l.rcL1 = runtime.New(newGoRedis(), runtime.WithNamespace(prefix+"rcl1"), runtime.WithLogger(discard), runtime.WithL1())
 		l.genL1 = NewWorkspaceRepoCache(source{}, l.rcL1)
 		waitWatched(l.rcL1)
 		l.grc = rediscache.New(&rediscache.Options{Redis: rdb, Marshal: msgpack.Marshal, Unmarshal: msgpack.Unmarshal})
@@ -233,6 +236,7 @@ func seed(b testing.TB, ids ...string) {
 		errs := []error{
 			rdb.Set(ctx, rawKey(id), raw, ttl).Err(),
 			runtime.Set(ctx, l.rc, rcKey(id), v, runtime.TTL(ttl), runtime.Tags("workspace:"+id)),
+			runtime.Set(ctx, l.rcL1, rcKey(id), v, runtime.TTL(ttl), runtime.Tags("workspace:"+id)),
 			l.grc.Set(&rediscache.Item{Ctx: ctx, Key: grcKey(id), Value: v, TTL: ttl}),
 			l.grcS2.Set(&rediscache.Item{Ctx: ctx, Key: grcS2Key(id), Value: v, TTL: ttl}),
 			l.gc.Set(ctx, gcKey(id), v, gocachestore.WithExpiration(ttl), gocachestore.WithTags([]string{gcTag("workspace:" + id)})),
