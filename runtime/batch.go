@@ -76,7 +76,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		raw = nil
 	}
 	if held != nil {
-		raw = c.l1Merge(full, held, snaps, raw, start.UnixNano(), &o)
+		raw = c.l1Merge(ctx, full, held, snaps, raw, start.UnixNano(), &o)
 	}
 	found := make(map[ID]T, len(ids))
 	absent := make(map[ID]bool) // a cached not-found

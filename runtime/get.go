@@ -93,7 +93,16 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	rctx, cancel := c.redisCtx(ctx)
-	s, err := c.client.Get(rctx, full).Result()
+	var (
+		s    string
+		err  error
+		left time.Duration // the key's remaining TTL, read with it for the near cache
+	)
+	if snap.ok {
+		s, left, err = c.getWithTTL(rctx, full)
+	} else {
+		s, err = c.client.Get(rctx, full).Result()
+	}
 	cancel()
 	switch {
 	case err == nil:
@@ -105,7 +114,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 				if c.l1Fetched != nil {
 					c.l1Fetched()
 				}
-				c.l1Keep(full, s, snap, start.UnixNano(), &o)
+				c.l1Keep(full, s, snap, start.UnixNano(), left, &o)
 			}
 			served(ctx, c, k, full, s, stale, false, l, &o, opts, start)
 			return v, cached

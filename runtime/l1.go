@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The near cache (L1): entries of this process's memory in front of Redis,
@@ -323,11 +325,54 @@ func (o *callOptions) l1Allowed() bool { return !o.l1Set || o.l1 > 0 }
 
 // l1Keep holds s, which a GET sent after snap returned at now, in the near
 // cache, for as long as the call allows.
-func (c *Cache) l1Keep(full, s string, snap l1Snap, now int64, o *callOptions) {
+func (c *Cache) l1Keep(full, s string, snap l1Snap, now int64, left time.Duration, o *callOptions) {
+	if left <= 0 {
+		return // gone, or of an unknown age: Redis would not say when it expires
+	}
 	e := parseEntry(s)
 	if exp, ok := c.l1.expiry(now, o, &e); ok {
-		c.l1.insert(full, s, snap, exp)
+		// Never past the key's own expiry in Redis, which sends its
+		// notice only when it gets round to deleting the key.
+		c.l1.insert(full, s, snap, min(exp, now+int64(left)))
 	}
+}
+
+// getWithTTL is GET and PTTL of full in one round trip, for a read whose
+// value the near cache may keep: left is the key's remaining TTL counted
+// from before the request was sent (so never too long), 0 when unknown.
+func (c *Cache) getWithTTL(ctx context.Context, full string) (s string, left time.Duration, err error) {
+	pipe := c.client.Pipeline()
+	get := pipe.Get(ctx, full)
+	ttl := pipe.PTTL(ctx, full)
+	_, _ = pipe.Exec(ctx)
+	if s, err = get.Result(); err != nil {
+		return "", 0, err
+	}
+	if d, terr := ttl.Result(); terr == nil && d > 0 {
+		left = d
+	}
+	return s, left, nil
+}
+
+// ttlsOf reads the remaining TTLs of keys in one round trip (one per master
+// on a cluster); 0 where unknown.
+func (c *Cache) ttlsOf(ctx context.Context, keys []string) []time.Duration {
+	out := make([]time.Duration, len(keys))
+	if len(keys) == 0 {
+		return out
+	}
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.DurationCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.PTTL(ctx, k)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range cmds {
+		if d, err := cmd.Result(); err == nil && d > 0 {
+			out[i] = d
+		}
+	}
+	return out
 }
 
 // l1Batch looks up the keys of a batch in the near cache: held has what
@@ -351,10 +396,11 @@ func (c *Cache) l1Batch(full []string, now int64) (held []*string, snaps []l1Sna
 // rest (raw, in the order of the keys asked; nil when Redis failed), keeps
 // Redis's answers in the near cache, and returns one value per key (nil
 // for a miss).
-func (c *Cache) l1Merge(full []string, held []*string, snaps []l1Snap, raw []*string, now int64, o *callOptions) []*string {
+func (c *Cache) l1Merge(ctx context.Context, full []string, held []*string, snaps []l1Snap, raw []*string, now int64, o *callOptions) []*string {
 	out := make([]*string, len(full))
+	var keep []int // what Redis returned that the near cache may keep
 	j := 0
-	for i, k := range full {
+	for i := range full {
 		if held[i] != nil {
 			out[i] = held[i]
 			continue
@@ -362,10 +408,22 @@ func (c *Cache) l1Merge(full []string, held []*string, snaps []l1Snap, raw []*st
 		if raw != nil && raw[j] != nil {
 			out[i] = raw[j]
 			if snaps[i].ok {
-				c.l1Keep(k, *raw[j], snaps[i], now, o)
+				keep = append(keep, i)
 			}
 		}
 		j++
+	}
+	if len(keep) > 0 {
+		// Their TTLs, one more round trip on the first read of each: an
+		// entry never outlives its key.
+		keys := make([]string, len(keep))
+		for n, i := range keep {
+			keys[n] = full[i]
+		}
+		for n, left := range c.ttlsOf(ctx, keys) {
+			i := keep[n]
+			c.l1Keep(full[i], *out[i], snaps[i], now, left, o)
+		}
 	}
 	return out
 }
@@ -378,8 +436,14 @@ func (c *Cache) l1Merge(full []string, held []*string, snaps []l1Snap, raw []*st
 // for one ping per master (the notices travel ahead of its answer). If that
 // fails, the tier is flushed instead.
 func (c *Cache) l1Settle(ctx context.Context) {
-	if c.l1 == nil || !c.l1.watched(time.Now().UnixNano()) {
-		return // nothing is served, nothing to wait for
+	if c.l1 == nil {
+		return
+	}
+	if !c.l1.watched(time.Now().UnixNano()) {
+		// A late stream may be proved again by an answer sent before
+		// the keys went: what it holds cannot be trusted.
+		c.l1.flush()
+		return
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l1StaleAfter)
 	defer cancel()

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,5 +311,122 @@ func TestL1OffWithoutTracking(t *testing.T) {
 	}
 	if s, _ := c.Stats(context.Background()); s.L1.Watched || s.L1.Hits != 0 {
 		t.Fatalf("L1 stats %+v on a server without tracking", s.L1)
+	}
+}
+
+// privateBackend is a redis-server of the test's own (extra are its
+// flags), for tests that flush or cripple it.
+func privateBackend(t *testing.T, extra ...string) *redistest.Backend {
+	t.Helper()
+	addr := redistest.StartServer(t, extra...)
+	cl := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = cl.Close() })
+	return &redistest.Backend{Name: "private", Client: cl, Namespace: "l1p", Addrs: []string{addr}}
+}
+
+// TestL1ServesAgainAfterFlushDB (review): a FLUSHDB, of any database of
+// the server, flushes the tier; the stream is intact, so it serves again.
+func TestL1ServesAgainAfterFlushDB(t *testing.T) {
+	b := privateBackend(t)
+	c := l1Cache(t, b)
+	waitWatched(t, c)
+	flushes := c.l1.flushes.Load()
+	if err := b.Client.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	syncL1(t, c) // the flush's notice is in
+	if c.l1.flushes.Load() == flushes {
+		t.Fatal("FLUSHDB did not flush the near cache")
+	}
+	waitWatched(t, c)
+}
+
+// TestL1CloseDuringReconnect (review): Close while a tracking connection
+// is being dialled must not deadlock with the dial's OnConnect.
+func TestL1CloseDuringReconnect(t *testing.T) {
+	b := privateBackend(t)
+	addr := b.Addrs[0]
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 10), make(chan struct{})
+	dialer := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if hold.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	cl := redis.NewClient(&redis.Options{Addr: addr, Dialer: dialer})
+	t.Cleanup(func() { _ = cl.Close() })
+	c := quietCache(&redistest.Backend{Client: cl, Namespace: b.Namespace}, WithL1())
+	waitWatched(t, c)
+	hold.Store(true)
+	killTracking(t, b, c)
+	<-entered // the watcher's reconnect is dialling, in go-redis's pub/sub lock
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	// Close must be able to proceed while the dial is held: it stops the
+	// watcher's client, which waits for the dial; the dial's OnConnect
+	// must then find nothing of Close's held.
+	hold.Store(false)
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close deadlocked with a reconnecting tracking connection")
+	}
+}
+
+// TestL1NeverOutlivesTheKey (review): an entry is kept no longer than its
+// key's remaining TTL in Redis, which notices an expiry only when it gets
+// round to deleting the key.
+func TestL1NeverOutlivesTheKey(t *testing.T) {
+	b := redistest.Standalone(t)
+	b.RequireReal(t)
+	c := l1Cache(t, b)
+	waitWatched(t, c)
+	ctx := context.Background()
+	if err := Set(ctx, c, "k", int64(1), TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Make the key's TTL short behind the cache's back.
+	if err := b.Client.PExpire(ctx, c.prefix+"k", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	syncL1(t, c) // PEXPIRE's own notice is in
+	var db atomic.Int64
+	db.Store(2)
+	getV(t, c, "k", &db) // from Redis, kept
+	sh := c.l1.shard(c.prefix + "k")
+	sh.mu.RLock()
+	it := sh.m[c.prefix+"k"]
+	sh.mu.RUnlock()
+	if it == nil {
+		t.Fatal("the value read from Redis was not kept")
+	}
+	if left := time.Until(time.Unix(0, it.expires)); left > 300*time.Millisecond {
+		t.Fatalf("kept for %v more, past the key's TTL of at most 300ms", left)
+	}
+}
+
+// TestL1NoDialStormWithoutTracking (review): against a server that refuses
+// CLIENT, the tracking connection is retried with a backoff, not dialled
+// ten times a second.
+func TestL1NoDialStormWithoutTracking(t *testing.T) {
+	addr := redistest.StartServer(t, "--rename-command", "CLIENT", "")
+	var dials atomic.Int64
+	cl := redis.NewClient(&redis.Options{Addr: addr, Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}})
+	t.Cleanup(func() { _ = cl.Close() })
+	c := quietCache(&redistest.Backend{Client: cl, Namespace: "l1p"}, WithL1())
+	defer c.Close()
+	time.Sleep(2 * time.Second) // let the backoff grow
+	before := dials.Load()
+	time.Sleep(2 * time.Second) // the window in which dials are counted
+	if n := dials.Load() - before; n > 6 {
+		t.Fatalf("%d dials in 2 s against a server without CLIENT TRACKING (%d in the 2 s before)", n, before)
 	}
 }

@@ -35,7 +35,10 @@ const (
 	l1StaleAfter = 500 * time.Millisecond
 	// l1SyncEvery is how often a cluster's masters are listed, to watch
 	// new ones and stop watching those that left.
-	l1SyncEvery       = time.Second
+	l1SyncEvery = time.Second
+	// l1MaxBackoff bounds the wait between attempts at a stream that
+	// keeps failing (a server without CLIENT TRACKING, a master down).
+	l1MaxBackoff      = 5 * time.Second
 	invalidateChannel = "__redis__:invalidate"
 )
 
@@ -74,6 +77,11 @@ type watcher struct {
 	cancel    context.CancelFunc
 	confirmed atomic.Bool
 	proof     atomic.Int64 // unix nanoseconds it was last heard from
+	// conns counts the connections made, under cmu with confirmed's
+	// changes: a subscription's confirmation read from a connection that
+	// has since been replaced confirms nothing.
+	cmu   sync.Mutex
+	conns uint64
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // ping payload → closed when its answer arrives (see sync)
@@ -86,6 +94,13 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 	n.watched = func(now int64) bool { return now < t.deadline.Load() }
 	switch cl := unwrapClient(c.client).(type) {
 	case *redis.ClusterClient:
+		if o := cl.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			// A replica may answer a GET after this process dropped
+			// the key on the master's notice, with the value from
+			// before the write, and no notice follows: keep it out.
+			c.log.Warn("repocache: the near cache (WithL1) stays off on a cluster client that reads from replicas (ReadOnly, RouteByLatency, RouteRandomly)")
+			return t
+		}
 		t.wg.Add(1)
 		go t.syncLoop(cl)
 	case *redis.Client:
@@ -110,6 +125,9 @@ func (t *tracker) add(addr string, base *redis.Options) {
 	opt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 		// A new connection means the last one is gone, whoever noticed
 		// first (a ping, or the reader): stop serving and flush now.
+		w.cmu.Lock()
+		w.conns++
+		w.cmu.Unlock()
 		w.lost(errors.New("reconnecting"))
 		if hook := t.connecting.Load(); hook != nil {
 			(*hook)()
@@ -159,14 +177,16 @@ func trackingOptions(base *redis.Options) *redis.Options {
 	}
 }
 
-// remove stops watching a master; t.mu is held. What it watched is
-// flushed, since the tier can no longer prove it fresh.
-func (t *tracker) remove(addr string) {
+// remove stops counting a master's watcher, whose caller stops it once
+// t.mu is released (go-redis holds its pub/sub lock while it dials, and a
+// dial's OnConnect takes t.mu). What it watched is flushed, since the tier
+// can no longer prove it fresh. t.mu is held.
+func (t *tracker) remove(addr string) *watcher {
 	w := t.watchers[addr]
 	delete(t.watchers, addr)
-	w.stop()
 	t.n.flush()
 	t.refreshLocked()
+	return w
 }
 
 func (w *watcher) stop() {
@@ -225,20 +245,23 @@ func (t *tracker) syncMasters(cl *redis.ClusterClient) {
 	if err != nil {
 		return // the watchers say what they can prove
 	}
+	var gone []*watcher
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ctx.Err() != nil {
-		return
-	}
-	for addr, o := range masters {
-		if t.watchers[addr] == nil {
-			t.add(addr, o)
+	if t.ctx.Err() == nil {
+		for addr, o := range masters {
+			if t.watchers[addr] == nil {
+				t.add(addr, o)
+			}
+		}
+		for addr := range t.watchers {
+			if masters[addr] == nil {
+				gone = append(gone, t.remove(addr))
+			}
 		}
 	}
-	for addr := range t.watchers {
-		if masters[addr] == nil {
-			t.remove(addr)
-		}
+	t.mu.Unlock()
+	for _, w := range gone {
+		w.stop()
 	}
 }
 
@@ -246,12 +269,16 @@ func (t *tracker) syncMasters(cl *redis.ClusterClient) {
 func (t *tracker) close() {
 	t.cancel()
 	t.mu.Lock()
+	ws := make([]*watcher, 0, len(t.watchers))
 	for addr, w := range t.watchers {
-		w.stop()
+		ws = append(ws, w)
 		delete(t.watchers, addr)
 	}
 	t.deadline.Store(0)
 	t.mu.Unlock()
+	for _, w := range ws { // not under t.mu: see remove
+		w.stop()
+	}
 	t.wg.Wait()
 	t.n.flush()
 }
@@ -266,7 +293,9 @@ func (w *watcher) prove() {
 // broken connection, and what it will not send until the next one, is
 // lost. err says why (for the caller's log).
 func (w *watcher) lost(err error) {
+	w.cmu.Lock()
 	was := w.confirmed.Swap(false)
+	w.cmu.Unlock()
 	w.t.refresh()
 	w.t.n.flush()
 	if !was {
@@ -282,6 +311,9 @@ func (w *watcher) receive(ctx context.Context) {
 	_ = w.ps.Subscribe(ctx, invalidateChannel)
 	backoff := 20 * time.Millisecond
 	for ctx.Err() == nil {
+		w.cmu.Lock()
+		conn := w.conns
+		w.cmu.Unlock()
 		msg, err := w.ps.ReceiveTimeout(ctx, l1StaleAfter)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -302,7 +334,12 @@ func (w *watcher) receive(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, l1MaxBackoff)
+			// Ask again: on a new connection go-redis subscribes by
+			// itself; on the same one (an unreadable message, such as
+			// FLUSHALL's null payload as go-redis sees it) only this
+			// brings a confirmation.
+			_ = w.ps.Subscribe(ctx, invalidateChannel)
 			continue
 		}
 		backoff = 20 * time.Millisecond
@@ -312,9 +349,16 @@ func (w *watcher) receive(ctx context.Context) {
 				// A new connection: what changed before it tracked was
 				// told to nobody.
 				w.t.n.flush()
-				w.confirmed.Store(true)
-				w.t.warned.Store(false)
-				w.prove()
+				w.cmu.Lock()
+				current := w.conns == conn
+				if current {
+					w.confirmed.Store(true)
+				}
+				w.cmu.Unlock()
+				if current {
+					w.t.warned.Store(false)
+					w.prove()
+				}
 			}
 		case *redis.Pong:
 			w.prove()
@@ -329,7 +373,10 @@ func (w *watcher) receive(ctx context.Context) {
 				continue
 			}
 			if m.PayloadSlice == nil {
-				w.lost(errors.New("an invalidation of every key"))
+				// FLUSHALL or FLUSHDB (of any database): every key
+				// changed. The stream itself is intact.
+				w.t.n.flush()
+				w.prove()
 				continue
 			}
 			for _, k := range m.PayloadSlice {
@@ -353,6 +400,11 @@ func (w *watcher) ping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			if !w.confirmed.Load() {
+				// The receiver reconnects, with its backoff; a ping
+				// would dial too, ten times a second.
+				continue
+			}
 			pctx, cancel := context.WithTimeout(ctx, l1StaleAfter)
 			_ = w.ps.Ping(pctx)
 			cancel()
