@@ -59,7 +59,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	var err error
 	switch {
 	case len(ask) == 0:
-	case c.br.allow():
+	case c.br.allow() && !c.topologyUnsure(ctx, ask...):
 		raw, err = c.mget(ctx, ask)
 	default:
 		err = ErrBreakerOpen

@@ -86,9 +86,9 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	c.maybeCheckNodes(start)
 	nb := c.nodeBreakerOf(ctx, full)
-	if !c.br.allow() || !nb.allow(c, start) {
-		// Redis (or, on a cluster, the master of this key) is failing:
-		// the source answers at once.
+	if !c.br.allow() || !nb.allow(c, start) || c.topologyUnsure(ctx, full) {
+		// Redis (or, on a cluster, the master of this key) is failing,
+		// or a master may have been replaced: the source answers at once.
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}

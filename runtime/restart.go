@@ -36,6 +36,54 @@ type nodeWatch struct {
 	// master, each invalidation checks before it returns; see
 	// confirmTopology.
 	suspect atomic.Bool
+	// checking is set while a check started by a read runs; see
+	// topologyUnsure.
+	checking atomic.Bool
+}
+
+// topologyUnsure reports, on a cluster whose masters are suspect, that a
+// read of full must not trust Redis yet: the key's master is one that no
+// check has seen as a master, such as a replica just promoted in place of
+// a master that died. An invalidation acknowledged by the dead master may
+// not have reached it (replication is asynchronous), and it would serve
+// what was deleted. The read is served by its loader, and one check of the
+// masters runs in the background; it drops the namespace if a master was
+// replaced, and only then counts the new master as seen. Keys on masters
+// already seen are read as usual, so one dead master does not take the
+// others' hits.
+func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
+	if !c.perKey || c.cluster == nil || !c.nodes.suspect.Load() {
+		return false
+	}
+	unseen := false
+	c.nodes.mu.Lock()
+	seen := c.nodes.runIDs
+	for _, k := range full {
+		m, err := c.cluster.MasterForKey(ctx, k)
+		if err != nil {
+			continue // the read will fail, and fail open
+		}
+		if _, ok := seen[m.Options().Addr]; !ok {
+			unseen = true
+			break
+		}
+	}
+	c.nodes.mu.Unlock()
+	if !unseen {
+		return false
+	}
+	if c.nodes.checking.CompareAndSwap(false, true) {
+		started := c.background(context.Background(), 5*time.Second, func(ctx context.Context) {
+			defer c.nodes.checking.Store(false)
+			if c.checkNodes(ctx) {
+				c.nodes.suspect.Store(false)
+			}
+		})
+		if !started {
+			c.nodes.checking.Store(false)
+		}
+	}
+	return true
 }
 
 // suspectTopology notes a connection failure on a cluster.
@@ -105,7 +153,11 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 	var changed []string
 	for addr, id := range ids {
 		if old, ok := c.nodes.runIDs[addr]; (ok && old != id) || (!ok && !first) {
+			// Recorded once the namespace is dropped: until then a
+			// read of a key on it does not trust it (topologyUnsure).
 			changed = append(changed, addr)
+			delete(c.nodes.runIDs, addr)
+			continue
 		}
 		c.nodes.runIDs[addr] = id
 	}
@@ -120,6 +172,11 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 		c.log.Error("repocache: dropping the namespace after a master restart failed; what the lost tag sets pointed to stays until its TTL", "err", err)
 		return false
 	}
+	c.nodes.mu.Lock()
+	for _, addr := range changed {
+		c.nodes.runIDs[addr] = ids[addr]
+	}
+	c.nodes.mu.Unlock()
 	c.nodes.flushes.Add(1)
 	return err == nil
 }
