@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,7 +211,9 @@ func TestSlowServerIsNoReconnect(t *testing.T) {
 // ("failed to dial ...") reach the configured logger, rate limited, instead
 // of standard error.
 func TestGoRedisLogsThroughSlog(t *testing.T) {
-	var logs bytes.Buffer
+	// go-redis dials in goroutines of its own, which may still log while
+	// the test reads: the buffer is locked.
+	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	client, err := runtime.NewClient("redis://"+redistest.ClosedAddr(t)+"/0?max_retries=-1", runtime.WithClientLogger(logger))
 	if err != nil {
@@ -227,4 +230,22 @@ func TestGoRedisLogsThroughSlog(t *testing.T) {
 	if n := strings.Count(out, "go-redis: "); n > 2 {
 		t.Errorf("%d go-redis lines for 20 failed pings within a second: want them rate limited", n)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent Write and String.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
