@@ -75,6 +75,9 @@ func refresh[T any](ctx context.Context, c *Cache, key, full, stamp string, load
 	ttl := o.expiry()
 	data := makeEnvelope(0, time.Now().Add(ttl), frame)
 	if tags := tagsFor(opts, v); len(tags) > 0 {
+		if c.topologyUnsure(ctx, append([]string{full}, c.tagKeys(tags)...)...) {
+			return nil // as in storeLeasedMany: not until a check has run
+		}
 		fresh, err := c.tagsUnchangedSince(ctx, full, ttl+o.swr, tags, start)
 		if err != nil || !fresh {
 			return err

@@ -120,6 +120,15 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], KE
 return 0
 `)
 
+// tagKeys are the Redis keys of the tags' sets.
+func (c *Cache) tagKeys(tags []string) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = c.tagKey(t)
+	}
+	return out
+}
+
 // tagKey is the Redis key of a tag's set. '%', '{' and '}' are escaped so
 // that the braces are the key's only hash tag.
 func (c *Cache) tagKey(tag string) string {
@@ -293,6 +302,20 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 	}
 	raced := make([]bool, len(entries))
 	failed := make([]bool, len(entries))
+	if c.perKey && c.nodes.suspect.Load() {
+		// A master of the key or of a tag set may have been replaced by a
+		// replica that lacks a tag's last invalidation record: the tag
+		// check below would pass a load from before it. Such an entry is
+		// not stored until a check has dropped the namespace (which also
+		// deletes the leases taken before).
+		for i, e := range entries {
+			keys := []string{e.full}
+			for _, t := range e.tags {
+				keys = append(keys, c.tagKey(t))
+			}
+			raced[i] = c.topologyUnsure(ctx, keys...)
+		}
+	}
 	for n, cmd := range c.runScripts(ctx, calls) {
 		i := owner[n]
 		reply, err := cmd.Text()
