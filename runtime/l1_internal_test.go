@@ -352,6 +352,9 @@ func TestL1CloseDuringReconnect(t *testing.T) {
 		if hold.Load() {
 			entered <- struct{}{}
 			<-release
+			// A dial that had connected when Close cancelled it.
+			var d net.Dialer
+			return d.Dial(network, addr)
 		}
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
@@ -363,11 +366,15 @@ func TestL1CloseDuringReconnect(t *testing.T) {
 	hold.Store(true)
 	killTracking(t, b, c)
 	<-entered // the watcher's reconnect is dialling, in go-redis's pub/sub lock
+	stopping := make(chan struct{})
+	var once sync.Once
+	onStop := func() { once.Do(func() { close(stopping) }) }
+	c.track.stopping.Store(&onStop)
 	closed := make(chan struct{})
 	go func() { _ = c.Close(); close(closed) }()
-	// Close must be able to proceed while the dial is held: it stops the
-	// watcher's client, which waits for the dial; the dial's OnConnect
-	// must then find nothing of Close's held.
+	// Close has reached the watcher's pub/sub Close, which waits for the
+	// dial; the dial's OnConnect must then find nothing of Close's held.
+	<-stopping
 	hold.Store(false)
 	close(release)
 	select {

@@ -66,6 +66,9 @@ type tracker struct {
 	// connecting, when set by a test, is called as a watcher's connection
 	// is set up, before it enables tracking.
 	connecting atomic.Pointer[func()]
+	// stopping, when set by a test, is called as a watcher is stopped,
+	// before its pub/sub connection is closed.
+	stopping atomic.Pointer[func()]
 }
 
 // watcher is the tracking connection of one master.
@@ -191,6 +194,9 @@ func (t *tracker) remove(addr string) *watcher {
 
 func (w *watcher) stop() {
 	w.cancel()
+	if hook := w.t.stopping.Load(); hook != nil {
+		(*hook)()
+	}
 	_ = w.ps.Close()
 	_ = w.client.Close()
 }
