@@ -231,10 +231,7 @@ func loadBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, ke
 			}
 			return
 		}
-		if o.method != "" {
-			bg = WithMethod(bg, o.method)
-		}
-		c.storeLeasedMany(bg, entries, owned, nil)
+		c.storeLeasedMany(WithMethod(bg, o.method), entries, owned, nil)
 	}) {
 		return nil
 	}

@@ -371,10 +371,7 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
 	method := o.method // not o: the closure would move the caller's options to the heap
 	store := func(bg context.Context) {
-		if method != "" {
-			bg = WithMethod(bg, method)
-		}
-		vd.finish(c.storeLeased(bg, key, l, data, ttl, tags, vd.sending))
+		vd.finish(c.storeLeased(WithMethod(bg, method), key, l, data, ttl, tags, vd.sending))
 	}
 	switch {
 	case !ok:

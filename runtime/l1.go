@@ -106,9 +106,10 @@ type nearCache struct {
 	// epoch moves at every flush: a value read before a flush is never
 	// inserted after it.
 	epoch atomic.Uint64
-	// watched reports that every master is watched and answered a ping
-	// recently; see tracker.
-	watched func(now int64) bool
+	// servable is when the tier stops serving (unix nanoseconds): every
+	// master watched, the earliest last proof plus l1StaleAfter; 0 while
+	// a master is not watched. The tracker sets it.
+	servable atomic.Int64
 
 	hits, flushes, dropped atomic.Int64
 }
@@ -141,13 +142,15 @@ func newNearCache(cfg *l1Config) *nearCache {
 		maxEntries: max(1, cfg.maxEntries/shards),
 		maxBytes:   max(1, cfg.maxBytes/int64(shards)),
 		ttl:        cfg.ttl,
-		watched:    func(int64) bool { return false },
 	}
 	for i := range n.shards {
 		n.shards[i].m = make(map[string]*l1Item)
 	}
 	return n
 }
+
+// watched reports whether the tier may serve at now.
+func (n *nearCache) watched(now int64) bool { return now < n.servable.Load() }
 
 func (n *nearCache) shard(full string) *l1Shard {
 	return &n.shards[maphash.String(n.seed, full)%uint64(len(n.shards))]

@@ -56,10 +56,6 @@ type tracker struct {
 
 	mu       sync.Mutex
 	watchers map[string]*watcher // by master address
-	// deadline is when the tier stops serving (unix nanoseconds): the
-	// earliest of the watchers' last proof plus l1StaleAfter; 0 while a
-	// master is not watched.
-	deadline atomic.Int64
 	warned   atomic.Bool
 	// lost counts watches lost (connections broken or refused), for Stats.
 	lost atomic.Int64
@@ -94,7 +90,6 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &tracker{c: c, n: n, prefix: c.prefix, ctx: ctx, cancel: cancel, watchers: map[string]*watcher{},
 		name: "repocache-l1-" + hex.EncodeToString([]byte(newPlaceholder()[2:10]))}
-	n.watched = func(now int64) bool { return now < t.deadline.Load() }
 	switch cl := unwrapClient(c.client).(type) {
 	case *redis.ClusterClient:
 		if o := cl.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
@@ -201,7 +196,7 @@ func (w *watcher) stop() {
 	_ = w.client.Close()
 }
 
-// refresh recomputes the deadline after a watcher's state changed.
+// refresh recomputes the tier's servable time after a watcher's state changed.
 func (t *tracker) refresh() {
 	t.mu.Lock()
 	t.refreshLocked()
@@ -219,7 +214,7 @@ func (t *tracker) refreshLocked() {
 			d = p
 		}
 	}
-	t.deadline.Store(d)
+	t.n.servable.Store(d)
 }
 
 // syncLoop keeps one watcher per master of a cluster.
@@ -280,7 +275,7 @@ func (t *tracker) close() {
 		ws = append(ws, w)
 		delete(t.watchers, addr)
 	}
-	t.deadline.Store(0)
+	t.n.servable.Store(0)
 	t.mu.Unlock()
 	for _, w := range ws { // not under t.mu: see remove
 		w.stop()
@@ -326,7 +321,7 @@ func (w *watcher) receive(ctx context.Context) {
 				return
 			}
 			if isTimeout(err) {
-				// A stall: the deadline already stops the tier serving;
+				// A stall: the servable time already stops the tier;
 				// nothing was lost on a connection that is still open.
 				continue
 			}

@@ -28,7 +28,7 @@ func Put[T any](ctx context.Context, c *Cache, key string, value T, opts ...Call
 		tx.AfterCommit(func() { Put(bg, c, key, value, opts...) })
 		return
 	}
-	if o.method != "" && methodOf(ctx) == "" {
+	if methodOf(ctx) == "" {
 		ctx = WithMethod(ctx, o.method)
 	}
 	tags := tagsFor(opts, value)
@@ -103,6 +103,9 @@ type methodKey struct{}
 // Generated invalidations pass it; reads and Put take the Method call
 // option instead, which costs a hit nothing.
 func WithMethod(ctx context.Context, name string) context.Context {
+	if name == "" {
+		return ctx // names no method: nothing to carry
+	}
 	return context.WithValue(ctx, methodKey{}, name)
 }
 
