@@ -43,10 +43,10 @@ const (
 const (
 	// UnknownMethod is the method of an event whose call named none
 	// (runtime.Method, runtime.WithMethod).
-	UnknownMethod = "unknown"
+	UnknownMethod = cachemetrics.UnknownMethod
 	// OtherMethod is the method of events of the methods seen after the
 	// first WithMaxMethods ones.
-	OtherMethod = "other"
+	OtherMethod = cachemetrics.OtherMethod
 )
 
 // DefaultBuckets returns the bucket boundaries of the latency histograms:

@@ -225,8 +225,8 @@ func TestWorkload(t *testing.T) {
 	// The Stats instruments of the watched Cache.
 	n := func(name string) string { return key("repocache."+name, "repocache.namespace", ns) }
 	for name, v := range map[string]float64{"stats.ok": 1, "breaker.open": 0, "breaker.opens": 0, "redis.masters": 1} {
-		if got[n(name)] != v {
-			t.Errorf("%s = %v, want %v", n(name), got[n(name)], v)
+		if g, ok := got[n(name)]; !ok || g != v { // a 0 must be exported, not absent
+			t.Errorf("%s = %v (exported: %v), want %v", n(name), g, ok, v)
 		}
 	}
 	for _, name := range []string{"pool.connections", "pool.hits"} {

@@ -16,10 +16,10 @@ const (
 	metricPrefix = "repocache_"
 	// UnknownMethod is the method label of an event whose call named no
 	// method (runtime.Method, runtime.WithMethod).
-	UnknownMethod = "unknown"
+	UnknownMethod = cachemetrics.UnknownMethod
 	// OtherMethod is the method label of events of the methods seen after
 	// the first WithMaxMethods ones.
-	OtherMethod = "other"
+	OtherMethod = cachemetrics.OtherMethod
 )
 
 // DefaultBuckets returns the upper bounds of the latency histograms: 10µs

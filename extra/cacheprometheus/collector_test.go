@@ -212,8 +212,8 @@ func TestScrapeAfterWorkload(t *testing.T) {
 	// The Stats families of the watched Cache.
 	n := func(name string) string { return key("repocache_"+name, "namespace", ns) }
 	for name, v := range map[string]float64{"stats_ok": 1, "breaker_open": 0, "breaker_opens_total": 0, "redis_masters": 1} {
-		if got[n(name)] != v {
-			t.Errorf("%s = %v, want %v", n(name), got[n(name)], v)
+		if g, ok := got[n(name)]; !ok || g != v { // a 0 must be exported, not absent
+			t.Errorf("%s = %v (exported: %v), want %v", n(name), g, ok, v)
 		}
 	}
 	for _, name := range []string{"pool_connections", "pool_hits_total"} {

@@ -59,7 +59,7 @@ func TestRecord(t *testing.T) {
 		{Op: runtime.OpLoad, Method: "M", Err: boom},
 		{Op: runtime.OpInvalidate, Method: "M", Tag: true, Count: 3},
 		{Op: runtime.OpInvalidate, Method: "M", Count: 1},
-		{Op: runtime.OpBypass, Key: "Repo.Find"},
+		{Op: runtime.OpBypass, Key: "Repo.Find", Method: "Repo.Find"},
 		{Op: runtime.Op(200), Method: "M"},
 	} {
 		h.Observe(e)

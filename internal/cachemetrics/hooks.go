@@ -172,11 +172,7 @@ func (h *Hook[T]) Namespace() string { return h.ns }
 // Observe implements runtime.Metrics: it records e into the series of its
 // method (see Record).
 func (h *Hook[T]) Observe(e runtime.Event) {
-	method := e.Method
-	if method == "" && (e.Op == runtime.OpBypass || e.Op == runtime.OpUnrendered) {
-		method = e.Key // these events name the method in Key
-	}
-	Record(h.hooks.sink, h.series(method), e)
+	Record(h.hooks.sink, h.series(e.Method), e)
 }
 
 // series returns the series of method: from the copy-on-write map, without

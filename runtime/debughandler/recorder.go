@@ -43,9 +43,6 @@ func (r *Recorder) Observe(e runtime.Event) {
 	if e.Op == 0 || int(e.Op) >= numOps {
 		return
 	}
-	if e.Op == runtime.OpUnrendered && e.Method == "" {
-		e.Method = e.Key // its Key is the method
-	}
 	rw := r.row(e)
 	rw.ops[e.Op].Add(1)
 	switch e.Op {
