@@ -49,7 +49,7 @@ const (
 // Redis (three of them for the cluster) and, under -race, a runtime 5-10
 // times slower: an invalidation waits for the scheduler of a busy process
 // and for its garbage collector. Measured (RESULTS.md): stale for at most
-// a few milliseconds; first fresh p99 4-20 ms, max up to ~110 ms when a
+// a few milliseconds; first fresh p99 4-20 ms, max up to ~36 ms when a
 // slow read was in flight. The bounds leave room for a machine shared with
 // other work; the design bound is l1StaleAfter (500 ms), past which a near
 // cache whose stream was not heard from stops serving.

@@ -32,8 +32,10 @@ func (g *gate) hold() {
 
 func (g *gate) release() {
 	g.mu.Lock()
-	close(g.ch)
-	g.ch = nil
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
 	g.mu.Unlock()
 }
 
@@ -130,7 +132,8 @@ func TestWriterReadsOwnWriteWhileNoticeLate(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling, see above
 	}
 
-	g.hold() // the other process's notice is late
+	g.hold()          // the other process's notice is late
+	defer g.release() // also on a failure: Close waits for the held watcher
 	db.Store(2)
 	if err := other.InvalidateTags(ctx, "t:row"); err != nil {
 		t.Fatal(err)
