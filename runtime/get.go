@@ -364,7 +364,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 // still ours and none of its tags was invalidated since the lease was
 // granted, and settles vd with whether it did.
 func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
-	stop := c.keepAlive(context.WithoutCancel(ctx), l)
+	stop := c.keepAlive(ctx, l)
 	started := time.Now()
 	v, err := loadAndCount(ctx, c, key, o.method, load)
 	stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -161,9 +162,15 @@ func (c *Cache) runScripts(ctx context.Context, calls []scriptCall) []*redis.Cmd
 	if len(calls) == 0 {
 		return nil
 	}
-	pipe := c.client.Pipeline()
-	cmds := queueScripts(ctx, pipe, calls)
-	_, _ = pipe.Exec(ctx)
+	var cmds []*redis.Cmd
+	if len(calls) == 1 {
+		// One command needs no pipeline (and its allocations).
+		cmds = []*redis.Cmd{calls[0].script.EvalSha(ctx, c.client, calls[0].keys, calls[0].args...)}
+	} else {
+		pipe := c.client.Pipeline()
+		cmds = queueScripts(ctx, pipe, calls)
+		_, _ = pipe.Exec(ctx)
+	}
 	c.retryNoScript(ctx, cmds, calls)
 	return cmds
 }
@@ -198,21 +205,43 @@ func (c *Cache) release(ctx context.Context, l *lease) {
 
 // keepAlive extends the lease every third of its TTL until the returned
 // function is called, so that a long load is not taken over by a waiter.
+// It runs on a timer, not a goroutine of its own: most loads end before
+// the first extension, and then it costs no goroutine and no context.
 func (c *Cache) keepAlive(ctx context.Context, l *lease) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(c.leaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := keepaliveScript.Run(ctx, c.client, []string{l.full}, l.token, ms(c.leaseTTL)).Err(); err != nil {
-					c.redisError("lease_keepalive", l.full, err)
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
+	k := &keeper{c: c, ctx: ctx, l: l}
+	k.t = time.AfterFunc(c.leaseTTL/3, k.extend)
+	return k.stop
+}
+
+// keeper is one lease's keep-alive (see keepAlive).
+type keeper struct {
+	c   *Cache
+	ctx context.Context // the loader's: its values, not its cancellation
+	l   *lease
+	t   *time.Timer
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// extend runs keepaliveScript and arms the timer again unless stopped.
+// An extension still running when stop is called completes; it changes
+// nothing once the placeholder has been replaced by the value or released.
+func (k *keeper) extend() {
+	ctx := context.WithoutCancel(k.ctx)
+	if err := keepaliveScript.Run(ctx, k.c.client, []string{k.l.full}, k.l.token, ms(k.c.leaseTTL)).Err(); err != nil {
+		k.c.redisError("lease_keepalive", k.l.full, err)
+	}
+	k.mu.Lock()
+	if !k.stopped {
+		k.t.Reset(k.c.leaseTTL / 3)
+	}
+	k.mu.Unlock()
+}
+
+func (k *keeper) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	k.t.Stop()
+	k.mu.Unlock()
 }
