@@ -308,10 +308,26 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 // lease with no invalidation in between.
 func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	wait := c.pollMin
+	// On a single master, tags known before the load are tagged with the
+	// lease (tryLeaseTagged). Not on a cluster: a tag's set lives on
+	// another master, whose failover could lose the member while the
+	// placeholder survives; tagging at the store finds that out. A member
+	// must not expire before its key: it is scored for the longest TTL the
+	// entry can get, counted from a store as late as the lease allows (a
+	// load of up to one lease TTL, then a compare-and-set within one more;
+	// after a longer load the store tags again, see loadWithLease).
+	var (
+		tags   []string
+		tagTTL time.Duration
+	)
+	if !c.perKey {
+		tags = staticTags(opts)
+		tagTTL = max(o.ttl+o.jitter, o.negative) + o.swr + 2*c.leaseTTL
+	}
 	for {
 		rctx, cancel := c.redisCtx(ctx)
 		vd.sending()
-		state, l, val, busyFor, err := c.tryLease(rctx, full)
+		state, l, val, busyFor, err := c.tryLeaseTagged(rctx, full, tagTTL, tags)
 		cancel()
 		switch {
 		case err != nil:
@@ -368,6 +384,10 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	started := time.Now()
 	v, err := loadAndCount(ctx, c, key, o.method, load)
 	stop()
+	if time.Since(started) > c.leaseTTL {
+		// Past what the members tagged with the lease were scored for.
+		l.tagged = nil
+	}
 	data, frame, ttl, tags, ok := entryFor(c, key, v, err, o, opts)
 	method := o.method // not o: the closure would move the caller's options to the heap
 	store := func(bg context.Context) {

@@ -110,6 +110,9 @@ const (
 type lease struct {
 	full, token string
 	start       float64 // server time (unix ms, µs fraction) when it was granted
+	// tagged are tags whose sets listed the key before the lease was
+	// granted (tryLeaseTagged): the store does not tag them again.
+	tagged []string
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -117,12 +120,53 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 // tryLease runs leaseScript. With leaseValue it returns the stored value;
 // with leaseBusy the remaining time of the other loader's lease.
 func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, string, time.Duration, error) {
+	return c.tryLeaseTagged(ctx, full, 0, nil)
+}
+
+// tryLeaseTagged is tryLease that also adds the key to the sets of tags
+// (for ttl) in the same round trip, so that the store after the load needs
+// no tagging round trip of its own: a miss with tags known before the load
+// costs three round trips instead of four. The caller passes tags only on
+// a single master (see loadLeased).
+//
+// The taggings go first, then the lease, on one connection:
+//   - An invalidation of a tag after its tagging finds the key in the set
+//     and deletes the placeholder (or, before the lease, what was there:
+//     the load then begins after the invalidation). Either way the store
+//     cannot put back a value loaded before it.
+//   - Replication keeps the order: a replica promoted with the placeholder
+//     also has the members, so no invalidation on it can miss the key.
+//   - A first run after SCRIPT FLUSH reruns the scripts in the same order.
+//
+// The replies' invalidation times are read before the lease, so they
+// never stop a store. A tagging that fails is done again at the store; a
+// member whose key is never stored expires with its score.
+func (c *Cache) tryLeaseTagged(ctx context.Context, full string, ttl time.Duration, tags []string) (leaseState, *lease, string, time.Duration, error) {
 	token := newPlaceholder()
-	res, err := leaseScript.Run(ctx, c.client, []string{full}, token, ms(c.leaseTTL)).Slice()
+	leaseCall := scriptCall{leaseScript, []string{full}, []any{token, ms(c.leaseTTL)}}
+	if len(tags) == 0 {
+		res, err := leaseScript.Run(ctx, c.client, leaseCall.keys, leaseCall.args...).Slice()
+		if err != nil {
+			return 0, nil, "", 0, err
+		}
+		return parseLease(full, token, res)
+	}
+	cmds := c.runScripts(ctx, append(c.tagCalls(full, ttl, tags), leaseCall))
+	res, err := cmds[len(tags)].Slice()
 	if err != nil {
 		return 0, nil, "", 0, err
 	}
-	return parseLease(full, token, res)
+	state, l, val, busyFor, err := parseLease(full, token, res)
+	if l == nil {
+		return state, l, val, busyFor, err
+	}
+	for _, cmd := range cmds[:len(tags)] {
+		if cmd.Err() != nil {
+			return state, l, val, busyFor, nil // tagged again at the store
+		}
+	}
+	l.tagged = tags
+	return state, l, val, busyFor, nil
 }
 
 func parseLease(full, token string, res []any) (leaseState, *lease, string, time.Duration, error) {
@@ -209,18 +253,19 @@ func (c *Cache) release(ctx context.Context, l *lease) {
 // the first extension, and then it costs no goroutine and no context.
 func (c *Cache) keepAlive(ctx context.Context, l *lease) (stop func()) {
 	k := &keeper{c: c, ctx: ctx, l: l}
+	k.mu.Lock() // a short lease's timer may fire before k.t is set
 	k.t = time.AfterFunc(c.leaseTTL/3, k.extend)
+	k.mu.Unlock()
 	return k.stop
 }
 
 // keeper is one lease's keep-alive (see keepAlive).
 type keeper struct {
-	c   *Cache
-	ctx context.Context // the loader's: its values, not its cancellation
-	l   *lease
-	t   *time.Timer
-
+	c       *Cache
+	ctx     context.Context // the loader's: its values, not its cancellation
+	l       *lease
 	mu      sync.Mutex
+	t       *time.Timer // under mu
 	stopped bool
 }
 

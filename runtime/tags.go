@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -294,14 +295,24 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		calls []scriptCall
 		owner []int
 	)
+	raced := make([]bool, len(entries))
+	failed := make([]bool, len(entries))
 	for i, e := range entries {
-		for _, sc := range c.tagCalls(e.full, e.ttl, e.tags) {
-			calls = append(calls, sc)
+		if len(leases[i].tagged) == 0 {
+			for _, sc := range c.tagCalls(e.full, e.ttl, e.tags) {
+				calls = append(calls, sc)
+				owner = append(owner, i)
+			}
+			continue
+		}
+		for _, t := range e.tags {
+			if slices.Contains(leases[i].tagged, t) {
+				continue // tagged before the lease (tryLeaseTagged)
+			}
+			calls = append(calls, c.tagCalls(e.full, e.ttl, []string{t})...)
 			owner = append(owner, i)
 		}
 	}
-	raced := make([]bool, len(entries))
-	failed := make([]bool, len(entries))
 	if c.perKey && c.nodes.suspect.Load() {
 		// A master of the key or of a tag set may have been replaced by a
 		// replica that lacks a tag's last invalidation record: the tag
@@ -313,7 +324,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 			for _, t := range e.tags {
 				keys = append(keys, c.tagKey(t))
 			}
-			raced[i] = c.topologyUnsure(ctx, keys...)
+			raced[i] = raced[i] || c.topologyUnsure(ctx, keys...)
 		}
 	}
 	for n, cmd := range c.runScripts(ctx, calls) {
