@@ -47,7 +47,7 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	start := time.Now()
 	// The near cache first; Redis for the rest.
 	var (
-		held  []*string // what the near cache held, by index
+		held  []*l1Item // what the near cache held, by index
 		snaps []l1Snap
 		ask   = full
 	)
@@ -86,10 +86,20 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			continue
 		}
 		if raw != nil && raw[i] != nil {
-			v, _, ok, cached := decodeHit[T](ctx, c, keys[i], full[i], *raw[i], opts)
+			fromL1 := held != nil && held[i] != nil
+			var (
+				v      T
+				ok     bool
+				cached error
+			)
+			if fromL1 {
+				v, _, ok, cached = decodeL1[T](ctx, c, keys[i], full[i], held[i], opts)
+			} else {
+				v, _, ok, cached = decodeHit[T](ctx, c, keys[i], full[i], *raw[i], opts)
+			}
 			if ok {
 				c.stats.hits.Add(1)
-				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start), Method: o.method, L1: held != nil && held[i] != nil})
+				c.observe(Event{Op: OpHit, Key: keys[i], Duration: time.Since(start), Method: o.method, L1: fromL1})
 				if cached != nil || isNilPointer(v) {
 					absent[id] = true
 				} else {

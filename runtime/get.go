@@ -76,9 +76,9 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	var snap l1Snap
 	if c.l1 != nil && o.l1Allowed() {
 		now := start.UnixNano()
-		if s, ok := c.l1.get(full, now); ok {
-			if v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts); ok {
-				served(ctx, c, k, full, s, stale, true, l, &o, opts, start)
+		if it := c.l1.get(full, now); it != nil {
+			if v, stale, ok, cached := decodeL1[T](ctx, c, k, full, it, opts); ok {
+				served(ctx, c, k, full, it.val, stale, true, l, &o, opts, start)
 				return v, cached
 			}
 		}

@@ -13,10 +13,12 @@ import (
 // The near cache (L1): entries of this process's memory in front of Redis,
 // kept fresh by Redis itself. See WithL1 and tracking.go.
 //
-// An L1 entry is the string a GET returned, so a hit decodes it as a Redis
+// An L1 entry is the string a GET returned, so a hit reads it as a Redis
 // hit would: every caller gets its own value, envelopes (SWR, negative
 // caching) follow the same rules, and a placeholder (a loader's lease) is
-// never held. Consistency rests on three rules:
+// never held. A value is decoded on the entry's first hit only, and hits
+// hand out deep copies of that decoding (l1clone.go). Consistency rests on
+// three rules:
 //
 //   - Serve only while watched: every master of the Cache has a live
 //     tracking connection (CLIENT TRACKING ... BCAST on the namespace's
@@ -60,7 +62,8 @@ type l1Config struct {
 func L1MaxEntries(n int) L1Option { return func(c *l1Config) { c.maxEntries = n } }
 
 // L1MaxBytes bounds the memory held by entries (their keys, values and
-// about 96 bytes of bookkeeping each); the default is 64 MiB.
+// about 96 bytes of bookkeeping each, and, once an entry has been read from
+// memory, an estimate of its decoded value); the default is 64 MiB.
 func L1MaxBytes(n int64) L1Option { return func(c *l1Config) { c.maxBytes = n } }
 
 // L1TTL is how long an entry may live in process memory when its call sets
@@ -129,6 +132,8 @@ type l1Item struct {
 	expires int64 // unix nanoseconds
 	size    int64
 	ref     atomic.Bool // read since the eviction last passed it
+	// memo is val decoded, from the entry's first hit on (decodeL1).
+	memo atomic.Pointer[l1Memo]
 }
 
 func newNearCache(cfg *l1Config) *nearCache {
@@ -156,23 +161,23 @@ func (n *nearCache) shard(full string) *l1Shard {
 	return &n.shards[maphash.String(n.seed, full)%uint64(len(n.shards))]
 }
 
-// get returns the entry held for full, if the tier may serve it.
-func (n *nearCache) get(full string, now int64) (string, bool) {
+// get returns the entry held for full, if the tier may serve it; else nil.
+func (n *nearCache) get(full string, now int64) *l1Item {
 	if !n.watched(now) {
-		return "", false
+		return nil
 	}
 	sh := n.shard(full)
 	sh.mu.RLock()
 	it := sh.m[full]
 	sh.mu.RUnlock()
 	if it == nil || now >= it.expires {
-		return "", false
+		return nil
 	}
 	if !it.ref.Load() {
 		it.ref.Store(true)
 	}
 	n.hits.Add(1)
-	return it.val, true
+	return it
 }
 
 // l1Snap is what a reader saw before its GET was sent.
@@ -381,12 +386,12 @@ func (c *Cache) ttlsOf(ctx context.Context, keys []string) []time.Duration {
 // l1Batch looks up the keys of a batch in the near cache: held has what
 // it holds (nil for the others), snaps the snapshots of the others, ask the
 // others' keys, to read from Redis.
-func (c *Cache) l1Batch(full []string, now int64) (held []*string, snaps []l1Snap, ask []string) {
-	held = make([]*string, len(full))
+func (c *Cache) l1Batch(full []string, now int64) (held []*l1Item, snaps []l1Snap, ask []string) {
+	held = make([]*l1Item, len(full))
 	snaps = make([]l1Snap, len(full))
 	for i, k := range full {
-		if s, ok := c.l1.get(k, now); ok {
-			held[i] = &s
+		if it := c.l1.get(k, now); it != nil {
+			held[i] = it
 			continue
 		}
 		snaps[i] = c.l1.snapshot(k, now)
@@ -399,13 +404,13 @@ func (c *Cache) l1Batch(full []string, now int64) (held []*string, snaps []l1Sna
 // rest (raw, in the order of the keys asked; nil when Redis failed), keeps
 // Redis's answers in the near cache, and returns one value per key (nil
 // for a miss).
-func (c *Cache) l1Merge(ctx context.Context, full []string, held []*string, snaps []l1Snap, raw []*string, now int64, o *callOptions) []*string {
+func (c *Cache) l1Merge(ctx context.Context, full []string, held []*l1Item, snaps []l1Snap, raw []*string, now int64, o *callOptions) []*string {
 	out := make([]*string, len(full))
 	var keep []int // what Redis returned that the near cache may keep
 	j := 0
 	for i := range full {
 		if held[i] != nil {
-			out[i] = held[i]
+			out[i] = &held[i].val
 			continue
 		}
 		if raw != nil && raw[j] != nil {
