@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/repocache/repocache/codec"
 )
 
 // Put is the write-through step of a //cache:put method, run after the
@@ -113,4 +115,29 @@ func WithMethod(ctx context.Context, name string) context.Context {
 func methodOf(ctx context.Context) string {
 	m, _ := ctx.Value(methodKey{}).(string)
 	return m
+}
+
+// Set stores value under key for the TTL (plus jitter) with the tags: the
+// write-through half of a cached repository. Unlike a read, a failed write
+// is returned to the caller, who decides whether it matters.
+func Set[T any](ctx context.Context, c *Cache, key string, value T, opts ...CallOption) error {
+	o := resolve(opts)
+	if err := o.check(key, opts); err != nil {
+		return err
+	}
+	return set(ctx, c, key, value, &o, tagsFor(opts, value))
+}
+
+// set encodes and stores value with tags; its options are checked.
+func set[T any](ctx context.Context, c *Cache, key string, value T, o *callOptions, tags []string) error {
+	data, err := codec.Marshal(c.codec, value)
+	if err != nil {
+		c.encodeError(key, err)
+		return fmt.Errorf("runtime: set %q: %w", key, err)
+	}
+	if err := c.store(ctx, key, c.prefix+key, data, o.expiry(), tags); err != nil {
+		c.redisError("set", key, err)
+		return fmt.Errorf("runtime: set %q: %w", key, err)
+	}
+	return nil
 }
