@@ -746,7 +746,14 @@ func BenchmarkInvalidateTag(b *testing.B) {
 				_, err := runtime.GetBatch(ctx, filler, ids, rcKey, func(v Workspace) string { return v.ID },
 					func(ctx context.Context, ids []string) ([]Workspace, error) { return loadMany(ids), nil },
 					runtime.TTL(ttl), runtime.Tags(tag))
-				return err
+				if err != nil {
+					return err
+				}
+				// The stores run in the background: until they end, a
+				// key may hold its lease's placeholder, which a drop
+				// need not delete (the store that finds the tag dropped
+				// releases it), and a member may not be tagged yet.
+				return filler.Wait(ctx)
 			},
 			func(tag string) string { return rc.RedisKey("#tag:{" + tag + "}") },
 			func(tag string) error { return rc.InvalidateTags(ctx, tag) },
