@@ -61,10 +61,13 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	case len(ask) == 0:
 	case c.br.allow() && !c.topologyUnsure(ctx, ask...):
 		raw, err = c.mget(ctx, ask)
+		if err == nil && c.topologyUnsure(ctx, ask...) {
+			err = errUnsure // a master found during the reads: see getCached
+		}
 	default:
 		err = ErrBreakerOpen
 	}
-	if err != nil && err != ErrBreakerOpen {
+	if err != nil && err != ErrBreakerOpen && err != errUnsure {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}

@@ -115,6 +115,11 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	cancel()
 	switch {
+	case err == nil && c.topologyUnsure(ctx, full):
+		// go-redis found a new master for the key while the GET ran (a
+		// retry inside it): what that master holds is not trusted yet.
+		c.miss(k, o.method, start)
+		return loadAndCount(ctx, c, k, o.method, l.load)
 	case err == nil:
 		c.br.ok()
 		nb.record(c, nil)

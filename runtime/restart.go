@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,10 +25,17 @@ import (
 // node, so they are lost together; no check runs there.
 const nodeCheckEvery = time.Second
 
+// errUnsure is a batch read's outcome when a key's master changed while it
+// ran (see topologyUnsure): what it read is loaded again, not trusted.
+var errUnsure = errors.New("runtime: a master no check has seen yet")
+
 type nodeWatch struct {
-	next     atomic.Int64 // unix nanoseconds of the next check
-	mu       sync.Mutex
-	runIDs   map[string]string // master address → run_id
+	next   atomic.Int64 // unix nanoseconds of the next check
+	mu     sync.Mutex
+	runIDs map[string]string // master address → run_id
+	// seen is a copy of runIDs, published after each change, for the
+	// read path's lock-free lookups; nil until the first check.
+	seen     atomic.Pointer[map[string]string]
 	restarts atomic.Int64
 	flushes  atomic.Int64
 	// suspect is set by a connection failure on a cluster: a master may
@@ -41,34 +49,45 @@ type nodeWatch struct {
 	checking atomic.Bool
 }
 
-// topologyUnsure reports, on a cluster whose masters are suspect, that a
-// read of full must not trust Redis yet: the key's master is one that no
-// check has seen as a master, such as a replica just promoted in place of
-// a master that died. An invalidation acknowledged by the dead master may
-// not have reached it (replication is asynchronous), and it would serve
-// what was deleted. The read is served by its loader, and one check of the
-// masters runs in the background; it drops the namespace if a master was
-// replaced, and only then counts the new master as seen. Keys on masters
-// already seen are read as usual, so one dead master does not take the
-// others' hits.
+// topologyUnsure reports, on a cluster, that a read of full must not trust
+// Redis yet: the key's master is one that no check has seen as a master,
+// such as a replica just promoted in place of a master that died. An
+// invalidation acknowledged by the dead master may not have reached it
+// (replication is asynchronous), and it would serve what was deleted. The
+// read is served by its loader, and one check of the masters runs in the
+// background; it drops the namespace if a master was replaced, and only
+// then counts the new master as seen. Keys on masters already seen are
+// read as usual, so one dead master does not take the others' hits.
+//
+// It looks at go-redis's slot map, not at errors: the client may learn of a
+// failover without this Cache seeing one (another user of the client, the
+// periodic reload, a retry inside go-redis that found the new master), as
+// TestInvalidationLostInFailover forces. It costs a slot lookup per key.
+// Before the first check there is nothing to compare with: then only a
+// connection failure (suspect) makes every master unseen.
 func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
-	if !c.perKey || c.cluster == nil || !c.nodes.suspect.Load() {
+	if !c.perKey || c.cluster == nil {
+		return false
+	}
+	seenp := c.nodes.seen.Load()
+	if seenp == nil && !c.nodes.suspect.Load() {
 		return false
 	}
 	unseen := false
-	c.nodes.mu.Lock()
-	seen := c.nodes.runIDs
 	for _, k := range full {
 		m, err := c.cluster.MasterForKey(ctx, k)
 		if err != nil {
 			continue // the read will fail, and fail open
 		}
-		if _, ok := seen[m.Options().Addr]; !ok {
+		if seenp == nil {
+			unseen = true
+			break
+		}
+		if _, ok := (*seenp)[m.Options().Addr]; !ok {
 			unseen = true
 			break
 		}
 	}
-	c.nodes.mu.Unlock()
 	if !unseen {
 		return false
 	}
@@ -84,6 +103,15 @@ func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
 		}
 	}
 	return true
+}
+
+// publishSeen copies runIDs for topologyUnsure; under nodes.mu.
+func (c *Cache) publishSeen() {
+	seen := make(map[string]string, len(c.nodes.runIDs))
+	for addr, id := range c.nodes.runIDs {
+		seen[addr] = id
+	}
+	c.nodes.seen.Store(&seen)
 }
 
 // suspectTopology notes a connection failure on a cluster.
@@ -161,6 +189,7 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 		}
 		c.nodes.runIDs[addr] = id
 	}
+	c.publishSeen()
 	c.nodes.mu.Unlock()
 	if len(changed) == 0 {
 		return err == nil
@@ -176,6 +205,7 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 	for _, addr := range changed {
 		c.nodes.runIDs[addr] = ids[addr]
 	}
+	c.publishSeen()
 	c.nodes.mu.Unlock()
 	c.nodes.flushes.Add(1)
 	return err == nil

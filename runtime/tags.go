@@ -313,7 +313,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 			owner = append(owner, i)
 		}
 	}
-	if c.perKey && c.nodes.suspect.Load() {
+	if c.perKey {
 		// A master of the key or of a tag set may have been replaced by a
 		// replica that lacks a tag's last invalidation record: the tag
 		// check below would pass a load from before it. Such an entry is
