@@ -129,7 +129,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 				if c.l1Fetched != nil {
 					c.l1Fetched()
 				}
-				c.l1Keep(full, s, snap, start.UnixNano(), left, &o)
+				c.l1Keep(ctx, full, s, snap, start.UnixNano(), left, &o)
 			}
 			served(ctx, c, k, full, s, stale, false, l, &o, opts, start)
 			return v, cached

@@ -333,9 +333,12 @@ func (o *callOptions) l1Allowed() bool { return !o.l1Set || o.l1 > 0 }
 
 // l1Keep holds s, which a GET sent after snap returned at now, in the near
 // cache, for as long as the call allows.
-func (c *Cache) l1Keep(full, s string, snap l1Snap, now int64, left time.Duration, o *callOptions) {
+func (c *Cache) l1Keep(ctx context.Context, full, s string, snap l1Snap, now int64, left time.Duration, o *callOptions) {
 	if left <= 0 {
 		return // gone, or of an unknown age: Redis would not say when it expires
+	}
+	if !c.track.watches(ctx, full) {
+		return // its master would tell nobody of a change
 	}
 	e := parseEntry(s)
 	if exp, ok := c.l1.expiry(now, o, &e); ok {
@@ -430,7 +433,7 @@ func (c *Cache) l1Merge(ctx context.Context, full []string, held []*l1Item, snap
 		}
 		for n, left := range c.ttlsOf(ctx, keys) {
 			i := keep[n]
-			c.l1Keep(full[i], *out[i], snaps[i], now, left, o)
+			c.l1Keep(ctx, full[i], *out[i], snaps[i], now, left, o)
 		}
 	}
 	return out

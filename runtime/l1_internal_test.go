@@ -437,3 +437,41 @@ func TestL1NoDialStormWithoutTracking(t *testing.T) {
 		t.Fatalf("%d dials in 2 s against a server without CLIENT TRACKING (%d in the 2 s before)", n, before)
 	}
 }
+
+// TestL1KeepsNothingFromAnUnwatchedMaster: on a cluster, a value read from a
+// master that the near cache does not watch yet (the tracker finds new
+// masters once a second) is not kept: that master's notices would reach
+// nobody, while the tier, watching every master it knows, still serves.
+func TestL1KeepsNothingFromAnUnwatchedMaster(t *testing.T) {
+	b := redistest.Cluster(t)
+	b.RequireReal(t)
+	ctx := context.Background()
+	ev := &l1Events{}
+	c := l1Cache(t, b, WithMetrics(ev))
+	waitWatched(t, c)
+	m, err := c.cluster.MasterForKey(ctx, c.RedisKey("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if the master were new: the tracker has no watcher for it.
+	c.track.mu.Lock()
+	w := c.track.remove(m.Options().Addr)
+	c.track.mu.Unlock()
+	w.stop()
+	if !c.l1.watched(time.Now().UnixNano()) {
+		t.Fatal("the tier stopped serving: the test needs it serving on the other masters")
+	}
+	var db atomic.Int64
+	db.Store(1)
+	for range 3 {
+		if _, err := GetCached(ctx, c, "k", func(context.Context) (int64, error) { return db.Load(), nil }, TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ev.l1.Load(); n != 0 {
+		t.Fatalf("%d hits from memory of a key whose master nobody watches", n)
+	}
+}

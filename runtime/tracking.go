@@ -113,6 +113,26 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 	return t
 }
 
+// watches reports whether the master of full has a confirmed watcher. On
+// a cluster the tracker lists the masters every l1SyncEvery, so a master
+// it has not found yet (a replica just promoted, a node added) is watched
+// by nobody, and the tier's servable time, which covers the watchers it
+// has, does not say so: a value read from it is not kept.
+func (t *tracker) watches(ctx context.Context, full string) bool {
+	cl, ok := unwrapClient(t.c.client).(*redis.ClusterClient)
+	if !ok {
+		return true // one master, the one the servable time covers
+	}
+	m, err := cl.MasterForKey(ctx, full)
+	if err != nil {
+		return false
+	}
+	t.mu.Lock()
+	w := t.watchers[m.Options().Addr]
+	t.mu.Unlock()
+	return w != nil && w.confirmed.Load()
+}
+
 // add starts watching a master; t.mu is held.
 func (t *tracker) add(addr string, base *redis.Options) {
 	opt := trackingOptions(base)
