@@ -73,6 +73,8 @@ type Cache struct {
 
 	nodes          nodeWatch    // masters' run_ids, on a cluster; see restart.go
 	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
+	evictedAt      atomic.Int64 // unix nanoseconds a Stats last saw evicted_keys grow
+	evictionWindow time.Duration
 	evictionWarned atomic.Bool
 
 	storeWait time.Duration // how long a caller waits for the store after its load
@@ -205,10 +207,11 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		codec:  codec.Msgpack{},
 		log:    slog.Default(),
 
-		leaseTTL:  3 * time.Second,
-		storeWait: 5 * time.Millisecond,
-		pollMin:   2 * time.Millisecond,
-		pollMax:   20 * time.Millisecond,
+		leaseTTL:       3 * time.Second,
+		storeWait:      5 * time.Millisecond,
+		evictionWindow: evictionWindow,
+		pollMin:        2 * time.Millisecond,
+		pollMax:        20 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(c)

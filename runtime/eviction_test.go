@@ -42,6 +42,8 @@ func TestEvictionIsFlagged(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	c := runtime.New(client, runtime.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	const window = 300 * time.Millisecond
+	runtime.SetEvictionWindow(c, window)
 	s, err := c.Stats(ctx)
 	if err != nil || s.Server.EvictingTagSets || s.Server.MaxmemoryPolicy != "allkeys-lru" {
 		t.Fatalf("before eviction: %+v, %v", s.Server, err)
@@ -52,16 +54,21 @@ func TestEvictionIsFlagged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 2 {
+	// Two readers (an exporter and the live page, say) both see it.
+	for i := range 2 {
 		if s, err = c.Stats(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if !s.Server.EvictingTagSets {
+			t.Errorf("reader %d: EvictingTagSets false right after evicted_keys grew (%d)", i+1, s.Server.EvictedKeys)
 		}
 	}
 	if s.Server.EvictedKeys == 0 {
 		t.Fatal("nothing was evicted")
 	}
+	time.Sleep(window + 100*time.Millisecond) // the window is time itself
 	if s, _ = c.Stats(ctx); s.Server.EvictingTagSets {
-		t.Error("EvictingTagSets while evicted_keys did not grow")
+		t.Errorf("EvictingTagSets %v after evicted_keys last grew, with a window of %v", window+100*time.Millisecond, window)
 	}
 	if err := runtime.Set(ctx, c, "more", big, runtime.TTL(time.Minute)); err != nil {
 		t.Fatal(err)

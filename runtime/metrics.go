@@ -201,12 +201,17 @@ type ServerStats struct {
 	// any policy but noeviction may evict tag sets.
 	MaxmemoryPolicy string
 	// EvictingTagSets reports that the policy may evict tag sets and
-	// evicted_keys has grown since this Cache last read it (or is non-zero
-	// at the first reading): invalidation may then miss keys until their
-	// TTL (see "If Redis evicts" in docs/design.md). The first time, a warning
-	// is logged.
+	// evicted_keys grew (or was non-zero at this Cache's first reading)
+	// within the last five minutes, as seen by any call of Stats: every
+	// reader (an exporter, the live page) sees it, not only the first after
+	// the growth. Invalidation may then miss keys until their TTL (see "If
+	// Redis evicts" in docs/design.md). The first time, a warning is logged.
 	EvictingTagSets bool
 }
+
+// evictionWindow is how long Stats reports EvictingTagSets after it last
+// saw evicted_keys grow.
+const evictionWindow = 5 * time.Minute
 
 // Stats returns the cache's counters and reads INFO from every master. The
 // counters are returned even when INFO fails, together with the error.
@@ -262,8 +267,12 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return s, fmt.Errorf("runtime: stats: %w", err)
 	}
-	prev := c.evictedSeen.Swap(s.Server.EvictedKeys)
-	if s.Server.MaxmemoryPolicy != "" && s.Server.MaxmemoryPolicy != "noeviction" && s.Server.EvictedKeys > prev {
+	now := time.Now().UnixNano()
+	if prev := c.evictedSeen.Swap(s.Server.EvictedKeys); s.Server.EvictedKeys > prev {
+		c.evictedAt.Store(now)
+	}
+	mayEvict := s.Server.MaxmemoryPolicy != "" && s.Server.MaxmemoryPolicy != "noeviction"
+	if at := c.evictedAt.Load(); mayEvict && at != 0 && now-at < int64(c.evictionWindow) {
 		s.Server.EvictingTagSets = true
 		if !c.evictionWarned.Swap(true) {
 			c.log.Warn("repocache: Redis evicts keys and its policy may evict tag sets: invalidations can then miss keys until their TTL; give Redis more memory",
