@@ -163,7 +163,7 @@ var (
 
 // cloneable reports whether a copy of any decoded t is what a decode would
 // return: t holds no interface, chan, func or unsafe.Pointer, no type that
-// decodes itself (but time.Time), no map keyed by anything but a flat type,
+// decodes itself (but time.Time and *time.Time), no map keyed by anything but a flat type,
 // and no unexported field that is not flat (a decode leaves unexported
 // fields zero; an assignment keeps them so only if they are plain values).
 // seen holds the types on the path: a recursive type is judged where it
@@ -171,6 +171,9 @@ var (
 func cloneable(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if t == timeType || seen[t] {
 		return true
+	}
+	if t.Kind() == reflect.Pointer && t.Elem() == timeType {
+		return true // *time.Time has time's decoders; a copy of its time is a decode's
 	}
 	seen[t] = true
 	for _, d := range selfDecoders {

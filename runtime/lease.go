@@ -54,6 +54,42 @@ if v == ARGV[2] then return 1 end
 return 0
 `)
 
+// casStoreTaggedScript is casStoreScript for a key tagged with its lease
+// (tryLeaseTagged), on a single master: KEYS[2..] are the sets of those
+// tags. It stores only if each set still lists the key. A set that lost
+// the member (dropped by InvalidatePattern, evicted, or missing on a
+// replica promoted before the tagging reached it) no longer lets an
+// invalidation of the tag find the key, so the value is not stored and
+// the placeholder is deleted. After the store it raises each member's score
+// (and the set's expiry) to the key's own expiry plus ARGV[4] ms: a member
+// scored at tagging time must not expire before its key.
+// KEYS[1] key; ARGV[1] placeholder; ARGV[2] value; ARGV[3] ttl ms;
+// ARGV[4] the tag margin ms. Run again after a lost reply, it finds its
+// own value and reports it stored.
+var casStoreTaggedScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[2] then return 1 end
+if v ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do
+  if not redis.call('ZSCORE', KEYS[i], KEYS[1]) then
+    redis.call('DEL', KEYS[1])
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = now + tonumber(ARGV[3]) + tonumber(ARGV[4])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', 'GT', exp, KEYS[1])
+  local pttl = redis.call('PTTL', KEYS[i])
+  if pttl >= 0 and now + pttl < exp then
+    redis.call('PEXPIREAT', KEYS[i], string.format('%d', exp))
+  end
+end
+return 1
+`)
+
 // releaseScript deletes the caller's placeholder, if still there.
 // KEYS[1] key; ARGV[1] placeholder.
 var releaseScript = redis.NewScript(`
@@ -136,11 +172,15 @@ func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, 
 //     cannot put back a value loaded before it.
 //   - Replication keeps the order: a replica promoted with the placeholder
 //     also has the members, so no invalidation on it can miss the key.
-//   - A first run after SCRIPT FLUSH reruns the scripts in the same order.
+//   - After a NOSCRIPT the scripts run again in the same order
+//     (runScriptsInOrder).
 //
 // The replies' invalidation times are read before the lease, so they
-// never stop a store. A tagging that fails is done again at the store; a
-// member whose key is never stored expires with its score.
+// never stop a store. What can still take the member away before the store
+// (InvalidatePattern dropping the set, an eviction, a replica promoted
+// without it) is caught by the store itself, which requires the member
+// (casStoreTaggedScript). A tagging that fails is done again at the store;
+// a member whose key is never stored expires with its score.
 func (c *Cache) tryLeaseTagged(ctx context.Context, full string, ttl time.Duration, tags []string) (leaseState, *lease, string, time.Duration, error) {
 	token := newPlaceholder()
 	leaseCall := scriptCall{leaseScript, []string{full}, []any{token, ms(c.leaseTTL)}}
@@ -151,7 +191,7 @@ func (c *Cache) tryLeaseTagged(ctx context.Context, full string, ttl time.Durati
 		}
 		return parseLease(full, token, res)
 	}
-	cmds := c.runScripts(ctx, append(c.tagCalls(full, ttl, tags), leaseCall))
+	cmds := c.runScriptsInOrder(ctx, append(c.tagCalls(full, ttl, tags), leaseCall))
 	res, err := cmds[len(tags)].Slice()
 	if err != nil {
 		return 0, nil, "", 0, err
@@ -228,6 +268,24 @@ func queueScripts(ctx context.Context, pipe redis.Pipeliner, calls []scriptCall)
 	return cmds
 }
 
+// runScriptsInOrder is runScripts for calls whose order on the server
+// matters: after a NOSCRIPT, the failed call and every call after it run
+// again, in order (the lease script grants its own placeholder again).
+func (c *Cache) runScriptsInOrder(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+	pipe := c.client.Pipeline()
+	cmds := queueScripts(ctx, pipe, calls)
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			for j := i; j < len(calls); j++ {
+				cmds[j] = calls[j].script.Run(ctx, c.client, calls[j].keys, calls[j].args...)
+			}
+			break
+		}
+	}
+	return cmds
+}
+
 // retryNoScript runs again, with EVAL (through Script.Run), each command
 // that failed with NOSCRIPT: the script's first use on that server since a
 // restart or SCRIPT FLUSH.
@@ -273,13 +331,16 @@ type keeper struct {
 // An extension still running when stop is called completes; it changes
 // nothing once the placeholder has been replaced by the value or released.
 func (k *keeper) extend() {
+	sent := time.Now()
 	ctx := context.WithoutCancel(k.ctx)
 	if err := keepaliveScript.Run(ctx, k.c.client, []string{k.l.full}, k.l.token, ms(k.c.leaseTTL)).Err(); err != nil {
 		k.c.redisError("lease_keepalive", k.l.full, err)
 	}
 	k.mu.Lock()
 	if !k.stopped {
-		k.t.Reset(k.c.leaseTTL / 3)
+		// A third of the TTL from when this extension was sent, as a
+		// ticker would: a slow reply does not delay the next one.
+		k.t.Reset(max(0, k.c.leaseTTL/3-time.Since(sent)))
 	}
 	k.mu.Unlock()
 }

@@ -118,6 +118,10 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		vd.sending()
 		state, l, val, busyFor, err := c.tryLeaseTagged(rctx, full, tagTTL, tags)
 		cancel()
+		// Only the first attempt tags: a waiter that polls the lease
+		// would tag again at every poll. A lease granted later is tagged
+		// at the store.
+		tags = nil
 		switch {
 		case err != nil:
 			if cerr := ctx.Err(); cerr != nil {

@@ -345,7 +345,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		if raced[i] || failed[i] {
 			calls = append(calls, scriptCall{releaseScript, []string{e.full}, []any{leases[i].token}})
 		} else {
-			calls = append(calls, scriptCall{casStoreScript, []string{e.full}, []any{leases[i].token, e.data, ms(e.ttl)}})
+			calls = append(calls, c.casCall(e, leases[i]))
 		}
 	}
 	stored = make([]bool, len(entries))
@@ -374,6 +374,21 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		}
 	}
 	return stored
+}
+
+// casCall is the compare-and-set of entry e under lease l: with the sets of
+// the tags tagged with the lease when it has some (casStoreTaggedScript).
+func (c *Cache) casCall(e entry, l *lease) scriptCall {
+	keys := []string{e.full}
+	for _, t := range l.tagged {
+		if slices.Contains(e.tags, t) {
+			keys = append(keys, c.tagKey(t))
+		}
+	}
+	if len(keys) == 1 {
+		return scriptCall{casStoreScript, keys, []any{l.token, e.data, ms(e.ttl)}}
+	}
+	return scriptCall{casStoreTaggedScript, keys, []any{l.token, e.data, ms(e.ttl), ms(tagMargin)}}
 }
 
 // staleSetPrevented counts a loaded value that was not stored because the

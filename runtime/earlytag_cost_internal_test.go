@@ -1,0 +1,75 @@
+package runtime
+
+import (
+	"context"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/redistest"
+)
+
+// tagCount counts tagAddScript runs (pipelined or not).
+type tagCount struct{ n atomic.Int64 }
+
+func (h *tagCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *tagCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if scriptOf(cmd) == "tag" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *tagCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if scriptOf(cmd) == "tag" {
+				h.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestWaiterTagsOnce: a LockDistributed waiter polls the
+// lease every 2-20ms; each poll now runs every tagging script too (here 3
+// tags), so a waiter costs Redis (1+tags) scripts per poll instead of one.
+func TestWaiterTagsOnce(t *testing.T) {
+	b := redistest.Standalone(t)
+	ctx := context.Background()
+	holder := quietCache(b)
+	waiterClient := redistest.NewClient(t, b)
+	var h tagCount
+	waiterClient.AddHook(&h)
+	waiter := New(waiterClient, WithNamespace(b.Namespace))
+	opts := []CallOption{TTL(time.Minute), Tags("a", "b", "c"), Lock(LockDistributed)}
+	loading, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _ = GetCached(ctx, holder, "k", func(context.Context) (int, error) { close(loading); <-release; return 1, nil }, opts...)
+	}()
+	<-loading
+	go func() { time.Sleep(300 * time.Millisecond); close(release) }()
+	if _, err := GetCached(ctx, waiter, "k", func(context.Context) (int, error) { return 1, nil }, opts...); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.n.Load(); n > 3 {
+		t.Fatalf("one waiting read ran the tagging script %d times (3 tags)", n)
+	}
+}
+
+// TestL1MemoTakesPointerToTime: docs say a type is memoised unless it
+// holds an interface, chan, func, ... or a self-decoding type "other than
+// time.Time"; a *time.Time field (DeletedAt *time.Time) turns it off.
+func TestL1MemoTakesPointerToTime(t *testing.T) {
+	type user struct {
+		Name      string
+		DeletedAt *time.Time
+	}
+	if clonePlanFor(reflect.TypeFor[user]()) == nil {
+		t.Fatal("a struct with a *time.Time field is not memoised: every L1 hit decodes")
+	}
+}
