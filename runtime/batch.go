@@ -60,8 +60,9 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 	switch {
 	case len(ask) == 0:
 	case c.br.allow() && !c.topologyUnsure(ctx, ask...):
+		answers := c.answers()
 		raw, err = c.mget(ctx, ask)
-		if err == nil && c.topologyUnsure(ctx, ask...) {
+		if err == nil && c.answeredUnseen(ctx, answers, ask...) {
 			err = errUnsure // a master found during the reads: see getCached
 		}
 	default:

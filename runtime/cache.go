@@ -223,6 +223,13 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	_, single := unwrapClient(client).(*redis.Client)
 	c.perKey = !single
 	c.cluster, _ = unwrapClient(client).(*redis.ClusterClient)
+	if c.cluster != nil {
+		// Replies from nodes no check has seen as masters (restart.go);
+		// not on a client that reads from replicas, which never are.
+		if o := c.cluster.Options(); !o.ReadOnly && !o.RouteByLatency && !o.RouteRandomly {
+			c.cluster.OnNewNode(c.hookNode)
+		}
+	}
 	c.stall = stallOf(unwrapClient(client))
 	if !c.skewSet && c.perKey {
 		c.skew = 50 * time.Millisecond

@@ -180,7 +180,7 @@ func TestStaleSetAfterFailoverWithReorderedTagging(t *testing.T) {
 			if err := admM.Do(ctx, "WAIT", 1, 2000).Err(); err != nil {
 				t.Error(err)
 			}
-			if err := admR.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+			if err := admR.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 				t.Error(err)
 			}
 		})

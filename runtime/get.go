@@ -103,6 +103,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	rctx, cancel := c.redisCtx(ctx)
+	answers := c.answers()
 	var (
 		s    string
 		err  error
@@ -115,9 +116,10 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	cancel()
 	switch {
-	case err == nil && c.topologyUnsure(ctx, full):
+	case err == nil && c.answeredUnseen(ctx, answers, full):
 		// go-redis found a new master for the key while the GET ran (a
-		// retry inside it): what that master holds is not trusted yet.
+		// retry, or a MOVED it followed): what that master holds is not
+		// trusted yet.
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	case err == nil:

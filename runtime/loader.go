@@ -116,6 +116,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 	for {
 		rctx, cancel := c.redisCtx(ctx)
 		vd.sending()
+		answers := c.answers()
 		state, l, val, busyFor, err := c.tryLeaseTagged(rctx, full, tagTTL, tags)
 		cancel()
 		// Only the first attempt tags: a waiter that polls the lease
@@ -131,6 +132,11 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			}
 			c.nodeBreakerOf(ctx, full).record(c, err)
 			c.redisError("lease", key, err)
+			vd.finish(false)
+			v, err := loadAndCount(ctx, c, key, o.method, load)
+			return v, nil, err
+		case state == leaseValue && c.answeredUnseen(ctx, answers, full):
+			// Read from a master no check has seen (see getCached).
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, o.method, load)
 			return v, nil, err

@@ -47,6 +47,10 @@ type nodeWatch struct {
 	// checking is set while a check started by a read runs; see
 	// topologyUnsure.
 	checking atomic.Bool
+	// unseenAnswers counts the reads answered by a node that no check has
+	// seen as a master (answerHook): a GET that go-redis redirected with
+	// MOVED runs on the new master before its slot map says so.
+	unseenAnswers atomic.Uint64
 }
 
 // topologyUnsure reports, on a cluster, that a read of full must not trust
@@ -91,6 +95,12 @@ func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
 	if !unseen {
 		return false
 	}
+	c.startCheck()
+	return true
+}
+
+// startCheck starts one background check of the masters, unless one runs.
+func (c *Cache) startCheck() {
 	if c.nodes.checking.CompareAndSwap(false, true) {
 		started := c.background(context.Background(), 5*time.Second, func(ctx context.Context) {
 			defer c.nodes.checking.Store(false)
@@ -102,7 +112,91 @@ func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
 			c.nodes.checking.Store(false)
 		}
 	}
-	return true
+}
+
+// answers returns the count of reads answered by unseen nodes, to compare
+// after a read with answeredUnseen; 0 off a cluster.
+func (c *Cache) answers() uint64 {
+	if c.cluster == nil {
+		return 0
+	}
+	return c.nodes.unseenAnswers.Load()
+}
+
+// answeredUnseen reports, after a read that began when answers returned
+// before, that a node no check has seen as a master answered a read
+// meanwhile (possibly this one, redirected by MOVED), or that the key's
+// master in the slot map is unseen: the read is then not trusted, and a
+// check starts.
+func (c *Cache) answeredUnseen(ctx context.Context, before uint64, full ...string) bool {
+	if c.cluster == nil {
+		return false
+	}
+	if c.nodes.unseenAnswers.Load() != before {
+		c.startCheck()
+		return true
+	}
+	return c.topologyUnsure(ctx, full...)
+}
+
+// hookNode adds answerHook to a node client as go-redis creates it
+// (OnNewNode, registered by New): a hook cannot be added to a client in use
+// (go-redis's hook chain is not synchronised), so the nodes a cluster
+// client made before New are not hooked, and for them only the slot-map
+// lookup applies. runtime.NewClient sends nothing before New.
+func (c *Cache) hookNode(n *redis.Client) {
+	n.AddHook(answerHook{c: c, addr: n.Options().Addr})
+}
+
+// answerHook counts, on one node's client, the reads (GET, MGET, scripts)
+// it answered while no check had seen it as a master.
+type answerHook struct {
+	c    *Cache
+	addr string
+}
+
+func (h answerHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h answerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if isRead(cmd) {
+			h.note()
+		}
+		return err
+	}
+}
+
+func (h answerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if isRead(cmd) {
+				h.note()
+				break
+			}
+		}
+		return err
+	}
+}
+
+func (h answerHook) note() {
+	if seen := h.c.nodes.seen.Load(); seen != nil {
+		if _, ok := (*seen)[h.addr]; !ok {
+			h.c.nodes.unseenAnswers.Add(1)
+		}
+	}
+}
+
+// isRead reports the commands whose reply the cache serves or acts on:
+// not INFO, CLUSTER SLOTS and the like, which go-redis and the checks send
+// to any node.
+func isRead(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "get", "mget", "evalsha", "eval":
+		return true
+	}
+	return false
 }
 
 // publishSeen copies runIDs for topologyUnsure; under nodes.mu.

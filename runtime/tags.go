@@ -327,7 +327,16 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 			raced[i] = raced[i] || c.topologyUnsure(ctx, keys...)
 		}
 	}
-	for n, cmd := range c.runScripts(ctx, calls) {
+	answers := c.answers()
+	tagged := c.runScripts(ctx, calls)
+	if len(calls) > 0 && c.answeredUnseen(ctx, answers) {
+		// A tag's invalidation record may be missing on a master no check
+		// has seen (a MOVED that go-redis followed): store nothing.
+		for i := range raced {
+			raced[i] = true
+		}
+	}
+	for n, cmd := range tagged {
 		i := owner[n]
 		reply, err := cmd.Text()
 		var after bool
