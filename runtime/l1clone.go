@@ -36,6 +36,7 @@ type l1Memo struct {
 	typ  reflect.Type
 	v    any // a typ; never handed out, only copied
 	plan *clonePlan
+	size int64 // bytes held: v's box and what it refers to (heapSize)
 }
 
 // decodeL1 is decodeHit for an entry that the near cache holds: a value,
@@ -57,9 +58,7 @@ func decodeL1[T any](ctx context.Context, c *Cache, key, full string, it *l1Item
 			return decodeHit[T](ctx, c, key, full, it.val, opts)
 		}
 		if it.memo.CompareAndSwap(nil, m) {
-			// Roughly what the decoded value holds: its own size, and
-			// about as much again as its encoding for what it points to.
-			c.l1.grow(full, it, int64(t.Size())+int64(len(e.frame)))
+			c.l1.grow(full, it, m.size)
 		}
 	}
 	if m.typ != t {
@@ -85,7 +84,61 @@ func newL1Memo[T any](cd codec.Codec, t reflect.Type, frame []byte) *l1Memo {
 	if err != nil {
 		return nil
 	}
-	return &l1Memo{typ: t, v: v, plan: p}
+	return &l1Memo{typ: t, v: v, plan: p, size: int64(t.Size()) + heapSize(reflect.ValueOf(v))}
+}
+
+// heapSize estimates the memory v refers to beyond its own size: string
+// bytes, slices' backing arrays (their capacity), maps' entries, pointees,
+// and what those refer to in turn. A time's location is shared, and not
+// counted. It walks the value once, when its memo is made, so that
+// L1MaxBytes bounds what the memos hold, whatever their values decode to
+// (a slice of small numbers decodes to about eight times its encoding).
+func heapSize(v reflect.Value) int64 {
+	switch v.Kind() {
+	case reflect.String:
+		return int64(v.Len())
+	case reflect.Slice:
+		if v.IsNil() {
+			return 0
+		}
+		n := int64(v.Cap()) * int64(v.Type().Elem().Size())
+		for i := range v.Len() {
+			n += heapSize(v.Index(i))
+		}
+		return n
+	case reflect.Array:
+		var n int64
+		for i := range v.Len() {
+			n += heapSize(v.Index(i))
+		}
+		return n
+	case reflect.Map:
+		if v.IsNil() {
+			return 0
+		}
+		// Keys and values, plus about 16 bytes of buckets and hashes each.
+		per := int64(v.Type().Key().Size()+v.Type().Elem().Size()) + 16
+		n := int64(v.Len()) * per
+		for it := v.MapRange(); it.Next(); {
+			n += heapSize(it.Key()) + heapSize(it.Value())
+		}
+		return n
+	case reflect.Pointer:
+		if v.IsNil() {
+			return 0
+		}
+		return int64(v.Type().Elem().Size()) + heapSize(v.Elem())
+	case reflect.Struct:
+		if v.Type() == timeType {
+			return 0
+		}
+		var n int64
+		for i := range v.NumField() {
+			n += heapSize(v.Field(i))
+		}
+		return n
+	}
+	return 0
 }
 
 // cloneMemo returns a deep copy of m's value, whose type is T.

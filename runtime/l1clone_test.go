@@ -686,6 +686,29 @@ func TestL1MemoCounted(t *testing.T) {
 	}
 }
 
+// TestL1MemoCountsWhatItDecodesTo: a value that decodes larger than its
+// encoding (a short string: two bytes in MessagePack, a 16-byte header and
+// its byte in memory) is counted at its decoded size, so that L1MaxBytes
+// bounds the memos.
+func TestL1MemoCountsWhatItDecodesTo(t *testing.T) {
+	c := memoCache(t)
+	ctx := context.Background()
+	words := make([]string, 4096)
+	for i := range words {
+		words[i] = string(rune('a' + i%26))
+	}
+	it := memoHeld(t, c, "memo:words", words)
+	s0, _ := c.Stats(ctx)
+	memoGet(t, c, "memo:words", []string(nil))
+	s1, _ := c.Stats(ctx)
+	if it.memo.Load() == nil {
+		t.Fatal("no memo: the read did not come from memory")
+	}
+	if grew, decoded := s1.L1.Bytes-s0.L1.Bytes, int64(17*len(words)); grew < decoded {
+		t.Fatalf("the memo counts %d bytes, its slice alone holds %d", grew, decoded)
+	}
+}
+
 // TestL1MemoFlatHitAllocs: a hit from memory on a flat value decodes
 // nothing: it allocates only what every call does (the full key).
 func TestL1MemoFlatHitAllocs(t *testing.T) {
