@@ -30,11 +30,12 @@ const nodeCheckEvery = time.Second
 var errUnsure = errors.New("runtime: a master no check has seen yet")
 
 type nodeWatch struct {
-	next   atomic.Int64 // unix nanoseconds of the next check
-	mu     sync.Mutex
-	runIDs map[string]string // master address → run_id
-	// seen is a copy of runIDs, published after each change, for the
-	// read path's lock-free lookups; nil until the first check.
+	next atomic.Int64 // unix nanoseconds of the next check
+	// seen maps each master address a check has recorded to its run_id;
+	// nil until the first check. It is replaced, never changed in place,
+	// so that the read path looks it up without a lock; mu orders the
+	// checks that replace it.
+	mu       sync.Mutex
 	seen     atomic.Pointer[map[string]string]
 	restarts atomic.Int64
 	flushes  atomic.Int64
@@ -199,13 +200,18 @@ func isRead(cmd redis.Cmder) bool {
 	return false
 }
 
-// publishSeen copies runIDs for topologyUnsure; under nodes.mu.
-func (c *Cache) publishSeen() {
-	seen := make(map[string]string, len(c.nodes.runIDs))
-	for addr, id := range c.nodes.runIDs {
-		seen[addr] = id
+// updateSeen replaces the seen masters by a copy that f changed; f is told
+// whether there were none before (the first check). Under nodes.mu.
+func (c *Cache) updateSeen(f func(seen map[string]string, first bool)) {
+	old := c.nodes.seen.Load()
+	next := map[string]string{}
+	if old != nil {
+		for addr, id := range *old {
+			next[addr] = id
+		}
 	}
-	c.nodes.seen.Store(&seen)
+	f(next, old == nil)
+	c.nodes.seen.Store(&next)
 }
 
 // suspectTopology notes a connection failure on a cluster.
@@ -267,23 +273,20 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 		}
 		return nil
 	})
-	c.nodes.mu.Lock()
-	first := c.nodes.runIDs == nil
-	if first {
-		c.nodes.runIDs = map[string]string{}
-	}
 	var changed []string
-	for addr, id := range ids {
-		if old, ok := c.nodes.runIDs[addr]; (ok && old != id) || (!ok && !first) {
-			// Recorded once the namespace is dropped: until then a
-			// read of a key on it does not trust it (topologyUnsure).
-			changed = append(changed, addr)
-			delete(c.nodes.runIDs, addr)
-			continue
+	c.nodes.mu.Lock()
+	c.updateSeen(func(seen map[string]string, first bool) {
+		for addr, id := range ids {
+			if old, ok := seen[addr]; (ok && old != id) || (!ok && !first) {
+				// Recorded once the namespace is dropped: until then a
+				// read of a key on it does not trust it (topologyUnsure).
+				changed = append(changed, addr)
+				delete(seen, addr)
+				continue
+			}
+			seen[addr] = id
 		}
-		c.nodes.runIDs[addr] = id
-	}
-	c.publishSeen()
+	})
 	c.nodes.mu.Unlock()
 	if len(changed) == 0 {
 		return err == nil
@@ -296,10 +299,11 @@ func (c *Cache) checkNodes(ctx context.Context) (whole bool) {
 		return false
 	}
 	c.nodes.mu.Lock()
-	for _, addr := range changed {
-		c.nodes.runIDs[addr] = ids[addr]
-	}
-	c.publishSeen()
+	c.updateSeen(func(seen map[string]string, _ bool) {
+		for _, addr := range changed {
+			seen[addr] = ids[addr]
+		}
+	})
 	c.nodes.mu.Unlock()
 	c.nodes.flushes.Add(1)
 	return err == nil
