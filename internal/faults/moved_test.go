@@ -1,8 +1,10 @@
 package faults_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/repocache/repocache/internal/redistest"
-	"github.com/repocache/repocache/runtime"
 )
 
 // slowSlots delays CLUSTER SLOTS (go-redis's slot-map reload) once armed:
@@ -58,64 +59,28 @@ func testMovedToUnseenMaster(t *testing.T, delay bool) {
 	var armed atomic.Bool
 	rdb.OnNewNode(func(n *redis.Client) { n.AddHook(slowSlots{&armed}) })
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := runtime.New(rdb, runtime.WithNamespace(tp.Namespace), runtime.WithLogger(quiet()))
-	m0 := tp.Master(0)
-	var k string
-	for i := 0; ; i++ {
-		k = fmt.Sprint("row:", i)
-		m, err := rdb.MasterForKey(ctx, c.RedisKey(k))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Options().Addr == m0.Addr {
-			break
-		}
-	}
-	var db atomic.Int64
-	db.Store(1)
-	read := func() int64 {
-		t.Helper()
-		v, err := runtime.GetCached(ctx, c, k, func(context.Context) (int64, error) { return db.Load(), nil }, runtime.TTL(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	read()
-	if err := c.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if v := read(); v != 1 {
-		t.Fatalf("read = %d, want 1", v)
-	}
-	if err := tp.WaitReplicated(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r0 := tp.ReplicaOf(m0)
-	if err := r0.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m0.Client().ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
-		t.Fatal(err)
-	}
-	db.Store(2)
-	if err := c.Invalidate(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	h := holdInvalidation(t, tp, rdb, getCached)
+	c, m0, r0, k, read := h.c, h.m0, h.r0, h.k, h.read
 	if err := c.Wait(ctx); err != nil { // the check the invalidation started
 		t.Fatal(err)
 	}
 	checked := time.Now()
-	// Promote r0 before it can resync: the TAKEOVER is queued while it is
-	// stopped, and runs first when it continues.
-	took := make(chan error, 1)
-	go func() { took <- r0.Client().Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err() }()
-	time.Sleep(50 * time.Millisecond)
+	// Promote r0 before it can resync: the TAKEOVER is written to its
+	// socket while it is stopped (a write that returns has reached the
+	// kernel's buffer), and runs first when it continues.
+	conn, err := net.Dial("tcp", r0.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("*3\r\n$7\r\nCLUSTER\r\n$8\r\nFAILOVER\r\n$8\r\nTAKEOVER\r\n")); err != nil {
+		t.Fatal(err)
+	}
 	if err := r0.Cont(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-took; err != nil {
-		t.Fatalf("TAKEOVER: %v", err)
+	if reply, err := bufio.NewReader(conn).ReadString('\n'); err != nil || reply != "+OK\r\n" {
+		t.Fatalf("TAKEOVER: %q, %v", reply, err)
 	}
 	// Wait (through the nodes' own clients, not the Cache's) until m0
 	// redirects the key to r0, and r0 holds the deleted key.

@@ -23,11 +23,7 @@ import (
 // read through the Cache must not return the value the acknowledged
 // invalidation deleted.
 func TestInvalidationLostInFailover(t *testing.T) {
-	t.Run("GetCached", func(t *testing.T) {
-		testInvalidationLostInFailover(t, func(ctx context.Context, c *runtime.Cache, k string, load func(context.Context) (int64, error)) (int64, error) {
-			return runtime.GetCached(ctx, c, k, load, runtime.TTL(time.Minute))
-		})
-	})
+	t.Run("GetCached", func(t *testing.T) { testInvalidationLostInFailover(t, getCached) })
 	t.Run("GetBatch", func(t *testing.T) {
 		testInvalidationLostInFailover(t, func(ctx context.Context, c *runtime.Cache, k string, load func(context.Context) (int64, error)) (int64, error) {
 			vs, err := runtime.GetBatch(ctx, c, []string{k}, func(id string) string { return id }, func(v int64) string { return k },
@@ -50,52 +46,8 @@ func testInvalidationLostInFailover(t *testing.T, get readFunc) {
 	ctx := context.Background()
 	rdb := redis.NewClusterClient(tp.ClusterOptions())
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := runtime.New(rdb, runtime.WithNamespace(tp.Namespace), runtime.WithLogger(quiet()))
-	m0 := tp.Master(0)
-	var k string
-	for i := 0; ; i++ {
-		k = fmt.Sprint("row:", i)
-		m, err := rdb.MasterForKey(ctx, c.RedisKey(k))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Options().Addr == m0.Addr {
-			break
-		}
-	}
-	var db atomic.Int64
-	db.Store(1)
-	read := func() int64 {
-		t.Helper()
-		v, err := get(ctx, c, k, func(context.Context) (int64, error) { return db.Load(), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	read()
-	if err := c.Wait(ctx); err != nil { // the store, and the first check of the masters
-		t.Fatal(err)
-	}
-	if v := read(); v != 1 {
-		t.Fatalf("read = %d, want 1", v)
-	}
-	if err := tp.WaitReplicated(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	// Hold replication: pause the replica, then cut its link.
-	r0 := tp.ReplicaOf(m0)
-	if err := r0.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m0.Client().ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
-		t.Fatal(err)
-	}
-	db.Store(2)
-	if err := c.Invalidate(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	h := holdInvalidation(t, tp, rdb, get)
+	c, m0, r0, k, read := h.c, h.m0, h.r0, h.k, h.read
 	if err := m0.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,4 +87,71 @@ func testInvalidationLostInFailover(t *testing.T, get readFunc) {
 	if v := read(); v != 2 {
 		t.Fatalf("second read = version %d, want 2", v)
 	}
+}
+
+// held is a cluster Cache whose row k was cached at version 1 on master m0,
+// then invalidated (version 2) while m0's replica r0 was paused with its
+// link cut: m0 alone has the invalidation, r0 still holds version 1.
+type held struct {
+	c      *runtime.Cache
+	m0, r0 *redistest.Node
+	k      string
+	read   func() int64 // a read of k through c with get, loading the database's version
+}
+
+// holdInvalidation sets up held on tp through rdb, reading with get. The
+// Cache is made after rdb is given to it, so that a test may set rdb up
+// (hooks, options) first.
+func holdInvalidation(t *testing.T, tp *redistest.Topology, rdb *redis.ClusterClient, get readFunc) *held {
+	t.Helper()
+	ctx := context.Background()
+	h := &held{c: runtime.New(rdb, runtime.WithNamespace(tp.Namespace), runtime.WithLogger(quiet())), m0: tp.Master(0)}
+	for i := 0; ; i++ {
+		h.k = fmt.Sprint("row:", i)
+		m, err := rdb.MasterForKey(ctx, h.c.RedisKey(h.k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == h.m0.Addr {
+			break
+		}
+	}
+	var db atomic.Int64
+	db.Store(1)
+	h.read = func() int64 {
+		t.Helper()
+		v, err := get(ctx, h.c, h.k, func(context.Context) (int64, error) { return db.Load(), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	h.read()
+	if err := h.c.Wait(ctx); err != nil { // the store, and the first check of the masters
+		t.Fatal(err)
+	}
+	if v := h.read(); v != 1 {
+		t.Fatalf("read = %d, want 1", v)
+	}
+	if err := tp.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Hold replication: pause the replica, then cut its link.
+	h.r0 = tp.ReplicaOf(h.m0)
+	if err := h.r0.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m0.Client().ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	db.Store(2)
+	if err := h.c.Invalidate(ctx, h.k); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// getCached is a readFunc through GetCached.
+func getCached(ctx context.Context, c *runtime.Cache, k string, load func(context.Context) (int64, error)) (int64, error) {
+	return runtime.GetCached(ctx, c, k, load, runtime.TTL(time.Minute))
 }
