@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/redisnode"
 )
 
 // Op names a cache event.
@@ -301,17 +303,10 @@ func infoInt(info, field string) int64 {
 	return 0
 }
 
-// forEachMaster runs fn on every master: the one server of a standalone or
-// failover client, each master of a cluster, each shard of a ring.
+// forEachMaster runs fn on every master of client (see redisnode).
 func forEachMaster(ctx context.Context, client redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
-	switch cl := unwrapClient(client).(type) {
-	case *redis.ClusterClient:
-		return cl.ForEachMaster(ctx, fn)
-	case *redis.Ring:
-		return cl.ForEachShard(ctx, fn)
-	case *redis.Client:
-		return fn(ctx, cl)
-	default:
-		return fmt.Errorf("runtime: unsupported client type %T", client)
+	if err := redisnode.ForEachMaster(ctx, unwrapClient(client), fn); err != nil {
+		return fmt.Errorf("runtime: %w", err)
 	}
+	return nil
 }

@@ -3,6 +3,7 @@ package debughandler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/repocache/repocache/internal/redisnode"
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -152,19 +154,13 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// forEachMaster runs fn on every master: the one server of a standalone
-// or failover client, each master of a cluster, each shard of a ring.
+// forEachMaster runs fn on every master of client (see redisnode).
 func forEachMaster(ctx context.Context, client redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
 	if rc, ok := client.(*runtime.Client); ok {
 		client = rc.UniversalClient
 	}
-	switch cl := client.(type) {
-	case *redis.ClusterClient:
-		return cl.ForEachMaster(ctx, fn)
-	case *redis.Ring:
-		return cl.ForEachShard(ctx, fn)
-	case *redis.Client:
-		return fn(ctx, cl)
+	if err := redisnode.ForEachMaster(ctx, client, fn); err != nil {
+		return fmt.Errorf("tag scan: %w", err)
 	}
-	return errors.New("tag scan: unsupported Redis client type")
+	return nil
 }
