@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,18 +57,5 @@ func TestWaiterTagsOnce(t *testing.T) {
 	}
 	if n := h.n.Load(); n > 3 {
 		t.Fatalf("one waiting read ran the tagging script %d times (3 tags)", n)
-	}
-}
-
-// TestL1MemoTakesPointerToTime: docs say a type is memoised unless it
-// holds an interface, chan, func, ... or a self-decoding type "other than
-// time.Time"; a *time.Time field (DeletedAt *time.Time) turns it off.
-func TestL1MemoTakesPointerToTime(t *testing.T) {
-	type user struct {
-		Name      string
-		DeletedAt *time.Time
-	}
-	if clonePlanFor(reflect.TypeFor[user]()) == nil {
-		t.Fatal("a struct with a *time.Time field is not memoised: every L1 hit decodes")
 	}
 }

@@ -734,3 +734,15 @@ func TestL1MemoFlatHitAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per hit from memory, want 1", got)
 	}
 }
+
+// TestL1MemoTakesPointerToTime: a *time.Time field (DeletedAt *time.Time)
+// has time's decoders, and must not turn the memo off for its type.
+func TestL1MemoTakesPointerToTime(t *testing.T) {
+	type user struct {
+		Name      string
+		DeletedAt *time.Time
+	}
+	if clonePlanFor(reflect.TypeFor[user]()) == nil {
+		t.Fatal("a struct with a *time.Time field is not memoised: every L1 hit decodes")
+	}
+}
