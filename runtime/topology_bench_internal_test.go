@@ -20,7 +20,7 @@ func BenchmarkTopologyCheck(b *testing.B) {
 		b.Fatal("the masters' check failed")
 	}
 	b.ReportAllocs()
-	for b.Loop() {
+	for range b.N {
 		if c.topologyUnsure(ctx, full) || c.answeredUnseen(ctx, c.answers(), full) {
 			b.Fatal("a seen master was found unsure")
 		}
