@@ -212,7 +212,7 @@ func TestDistributedTakeoverWhenHolderDies(t *testing.T) {
 		b.RequireReal(t) // miniredis expires keys only when told to
 		ctx := context.Background()
 		dead := quietCache(b, WithLockTTL(200*time.Millisecond))
-		if st, _, _, _, err := dead.tryLease(ctx, dead.RedisKey("k")); err != nil || st != leaseGranted {
+		if st, _, _, _, err := dead.tryLease(ctx, dead.RedisKey("k"), 0, nil); err != nil || st != leaseGranted {
 			t.Fatalf("lease: %v %v", st, err)
 		}
 		c := quietCache(b)
@@ -252,7 +252,7 @@ func TestLongLoadKeepsItsLease(t *testing.T) {
 func TestWaiterRespectsContext(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		holder := quietCache(b)
-		if st, _, _, _, err := holder.tryLease(context.Background(), holder.RedisKey("k")); err != nil || st != leaseGranted {
+		if st, _, _, _, err := holder.tryLease(context.Background(), holder.RedisKey("k"), 0, nil); err != nil || st != leaseGranted {
 			t.Fatalf("lease: %v %v", st, err)
 		}
 		c := quietCache(b)
@@ -437,7 +437,7 @@ func TestNoStaleSetInBatch(t *testing.T) {
 		c := quietCache(b, WithClockSkew(0))
 		other := quietCache(b)
 		// Another loader holds the lease of id 3.
-		if st, _, _, _, err := other.tryLease(ctx, other.RedisKey("p:3")); err != nil || st != leaseGranted {
+		if st, _, _, _, err := other.tryLease(ctx, other.RedisKey("p:3"), 0, nil); err != nil || st != leaseGranted {
 			t.Fatalf("lease: %v %v", st, err)
 		}
 		key := func(id int) string { return fmt.Sprint("p:", id) }

@@ -13,7 +13,7 @@ import (
 )
 
 // Tags known before a load are tagged in the lease's round trip
-// (tryLeaseTagged). These tests hold that to the rules of the later
+// (tryLease). These tests hold that to the rules of the later
 // tagging it replaces.
 
 // TestNoStaleSetAfterStaticTagInvalidation: a tag invalidated while the

@@ -55,7 +55,7 @@ return 0
 `)
 
 // casStoreTaggedScript is casStoreScript for a key tagged with its lease
-// (tryLeaseTagged), on a single master: KEYS[2..] are the sets of those
+// (tryLease), on a single master: KEYS[2..] are the sets of those
 // tags. It stores only if each set still lists the key. A set that lost
 // the member (dropped by InvalidatePattern, evicted, or missing on a
 // replica promoted before the tagging reached it) no longer lets an
@@ -147,22 +147,17 @@ type lease struct {
 	full, token string
 	start       float64 // server time (unix ms, µs fraction) when it was granted
 	// tagged are tags whose sets listed the key before the lease was
-	// granted (tryLeaseTagged): the store does not tag them again.
+	// granted (tryLease): the store does not tag them again.
 	tagged []string
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
 // tryLease runs leaseScript. With leaseValue it returns the stored value;
-// with leaseBusy the remaining time of the other loader's lease.
-func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, string, time.Duration, error) {
-	return c.tryLeaseTagged(ctx, full, 0, nil)
-}
-
-// tryLeaseTagged is tryLease that also adds the key to the sets of tags
-// (for ttl) in the same round trip, so that the store after the load needs
-// no tagging round trip of its own: a miss with tags known before the load
-// costs three round trips instead of four. The caller passes tags only on
+// with leaseBusy the remaining time of the other loader's lease. With tags,
+// it also adds the key to their sets (for ttl) in the same round trip, so
+// that the store after the load needs no tagging round trip of its own: a
+// miss with tags known before the load costs three round trips, not four. The caller passes tags only on
 // a single master (see loadLeased).
 //
 // The taggings go first, then the lease, on one connection:
@@ -181,7 +176,7 @@ func (c *Cache) tryLease(ctx context.Context, full string) (leaseState, *lease, 
 // without it) is caught by the store itself, which requires the member
 // (casStoreTaggedScript). A tagging that fails is done again at the store;
 // a member whose key is never stored expires with its score.
-func (c *Cache) tryLeaseTagged(ctx context.Context, full string, ttl time.Duration, tags []string) (leaseState, *lease, string, time.Duration, error) {
+func (c *Cache) tryLease(ctx context.Context, full string, ttl time.Duration, tags []string) (leaseState, *lease, string, time.Duration, error) {
 	token := newPlaceholder()
 	leaseCall := scriptCall{leaseScript, []string{full}, []any{token, ms(c.leaseTTL)}}
 	if len(tags) == 0 {

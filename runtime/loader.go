@@ -98,7 +98,7 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o *callOptions, opts []CallOption, vd *verdict) (_ T, frame []byte, _ error) {
 	wait := c.pollMin
 	// On a single master, tags known before the load are tagged with the
-	// lease (tryLeaseTagged). Not on a cluster: a tag's set lives on
+	// lease (tryLease). Not on a cluster: a tag's set lives on
 	// another master, whose failover could lose the member while the
 	// placeholder survives; tagging at the store finds that out. A member
 	// must not expire before its key: it is scored for the longest TTL the
@@ -117,7 +117,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		rctx, cancel := c.redisCtx(ctx)
 		vd.sending()
 		answers := c.answers()
-		state, l, val, busyFor, err := c.tryLeaseTagged(rctx, full, tagTTL, tags)
+		state, l, val, busyFor, err := c.tryLease(rctx, full, tagTTL, tags)
 		cancel()
 		// Only the first attempt tags: a waiter that polls the lease
 		// would tag again at every poll. A lease granted later is tagged

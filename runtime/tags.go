@@ -307,7 +307,7 @@ func (c *Cache) storeLeasedMany(ctx context.Context, entries []entry, leases []*
 		}
 		for _, t := range e.tags {
 			if slices.Contains(leases[i].tagged, t) {
-				continue // tagged before the lease (tryLeaseTagged)
+				continue // tagged before the lease (tryLease)
 			}
 			calls = append(calls, c.tagCalls(e.full, e.ttl, []string{t})...)
 			owner = append(owner, i)
