@@ -19,6 +19,15 @@ import (
 // deletes, so it does not belong on a request path. Use tags there. Values
 // escaped with EscapeKeyPart never contain glob characters, so a pattern
 // cannot be widened by data.
+//
+// It deletes values (and the placeholders of loads in flight, whose stores
+// then fail), never the cache's own records under "#": a tag's set, with
+// its members and its last invalidation's time, is what a later
+// InvalidateTags needs to find a value stored while the pattern ran (after
+// SCAN passed its key); deleted, that value would outlive every
+// invalidation of the tag (TestPatternDropLosesStoredMember). Those
+// records expire by themselves, and their members left pointing at deleted
+// keys are pruned as usual.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, error) {
 	if pattern == "" {
 		return 0, fmt.Errorf("runtime: invalidate pattern: %w: empty pattern", ErrInvalidKey)
@@ -32,6 +41,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, e
 			if err != nil {
 				return err
 			}
+			keys = c.valueKeys(keys)
 			// Keys found on one node can still hash to different slots:
 			// with a cluster, one UNLINK per key.
 			pipe := m.Pipeline()
@@ -63,4 +73,17 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, e
 		return total.Load(), fmt.Errorf("runtime: invalidate pattern %q: %w", pattern, err)
 	}
 	return total.Load(), nil
+}
+
+// valueKeys keeps, in place, the keys of keys that hold values or
+// placeholders: not the cache's own records (a name starting with "#"
+// after the namespace, which no key given to GetCached can).
+func (c *Cache) valueKeys(keys []string) []string {
+	out := keys[:0]
+	for _, k := range keys {
+		if len(k) > len(c.prefix) && k[len(c.prefix)] != '#' {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -123,6 +123,9 @@ func (c *Cache) Close() error {
 	defer cancel()
 	werr := c.Cache.Wait(ctx)
 	_, err := c.InvalidatePattern(ctx, "*")
+	if err == nil {
+		err = c.deleteRecords(ctx)
+	}
 	if c.logOut != nil {
 		c.logOut.close() // a background task may log after the test: not on t
 	}
@@ -163,6 +166,18 @@ func (c *Cache) fail(format string, args ...any) {
 	}
 	c.t.Helper()
 	c.t.Fatalf(format, args...)
+}
+
+// deleteRecords deletes what InvalidatePattern leaves: the runtime's own
+// records (tag sets and the like), once nothing writes to the namespace.
+func (c *Cache) deleteRecords(ctx context.Context) error {
+	keys, err := c.keys()
+	for _, k := range keys {
+		if uerr := c.Client().Unlink(ctx, c.RedisKey(k)).Err(); err == nil {
+			err = uerr
+		}
+	}
+	return err
 }
 
 // Keys waits for background work (see Wait) and returns the keys of the
