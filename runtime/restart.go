@@ -29,6 +29,13 @@ const nodeCheckEvery = time.Second
 // ran (see topologyUnsure): what it read is loaded again, not trusted.
 var errUnsure = errors.New("runtime: a master no check has seen yet")
 
+// ErrMasterUnconfirmed is returned (wrapped) by an invalidation of tags on
+// a cluster whose set lives on a master that no check has confirmed yet (a
+// replica just promoted, which may lack the set's newest members) and that
+// the check it ran could not confirm either. The invalidation is retried in
+// the background; it was not acknowledged.
+var ErrMasterUnconfirmed = errors.New("runtime: a tag's master was replaced and is not confirmed yet")
+
 type nodeWatch struct {
 	next atomic.Int64 // unix nanoseconds of the next check
 	// seen maps each master address a check has recorded to its run_id;
@@ -71,33 +78,37 @@ type nodeWatch struct {
 // Before the first check there is nothing to compare with: then only a
 // connection failure (suspect) makes every master unseen.
 func (c *Cache) topologyUnsure(ctx context.Context, full ...string) bool {
+	if !c.unseenMaster(ctx, full...) {
+		return false
+	}
+	c.startCheck()
+	return true
+}
+
+// unseenMaster reports, on a cluster, that the master of one of the keys
+// in go-redis's slot map is one that no check has seen (topologyUnsure,
+// without starting a check).
+func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 	if !c.perKey || c.cluster == nil {
 		return false
 	}
 	seenp := c.nodes.seen.Load()
 	if seenp == nil && !c.nodes.suspect.Load() {
-		return false
+		return false // before the first check: nothing to compare with
 	}
-	unseen := false
 	for _, k := range full {
 		m, err := c.cluster.MasterForKey(ctx, k)
 		if err != nil {
-			continue // the read will fail, and fail open
+			continue // the command will fail, and fail open
 		}
 		if seenp == nil {
-			unseen = true
-			break
+			return true
 		}
 		if _, ok := (*seenp)[m.Options().Addr]; !ok {
-			unseen = true
-			break
+			return true
 		}
 	}
-	if !unseen {
-		return false
-	}
-	c.startCheck()
-	return true
+	return false
 }
 
 // startCheck starts one background check of the masters, unless one runs.
@@ -221,16 +232,32 @@ func (c *Cache) suspectTopology() {
 	}
 }
 
-// confirmTopology runs, before an invalidation is acknowledged, the run_id
-// check when a failure has made the masters suspect: a master replaced
-// since the last check (a replica promoted without the last tag members)
-// then has its namespace dropped before the caller is told the
-// invalidation is done, so that no reader after it gets what a lost tag
-// member pointed to.
-func (c *Cache) confirmTopology(ctx context.Context) {
-	if c.perKey && c.nodes.suspect.Load() && c.checkNodes(ctx) {
+// confirmTopology runs before an invalidation is acknowledged. It checks
+// the masters' run_ids now when a failure has made them suspect, or when
+// the invalidation relied on tag sets (tagKeys, the sets it emptied) whose
+// master no check has seen, or a node no check has seen answered while it
+// ran (answers was before): a master replaced since the last check, a
+// replica promoted without the last tag members, then has its namespace
+// dropped before the caller is told the invalidation is done, so that no
+// reader after it gets what a lost member pointed to (the key may live on
+// a master that never failed; TestTagMemberLostInFailover). If a tag set's
+// master is still not confirmed after the check, the invalidation is not
+// acknowledged: ErrMasterUnconfirmed, and the retry queue finishes it.
+func (c *Cache) confirmTopology(ctx context.Context, tagKeys []string, before uint64) error {
+	if !c.perKey {
+		return nil
+	}
+	unsure := len(tagKeys) > 0 && (c.answers() != before || c.unseenMaster(ctx, tagKeys...))
+	if !unsure && !c.nodes.suspect.Load() {
+		return nil
+	}
+	if c.checkNodes(ctx) {
 		c.nodes.suspect.Store(false)
 	}
+	if unsure && c.unseenMaster(ctx, tagKeys...) {
+		return ErrMasterUnconfirmed
+	}
+	return nil
 }
 
 // maybeCheckNodes starts a background check of the masters' run_ids when

@@ -432,7 +432,10 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 		c.invalidationFailed(keys, nil, methodOf(ctx), err)
 		return fmt.Errorf("runtime: invalidate: %w", err)
 	}
-	c.confirmTopology(ctx)
+	// A key deleted on a master no check has seen is deleted where its
+	// readers find it, and they do not trust that master (topologyUnsure):
+	// only a suspect topology is checked.
+	_ = c.confirmTopology(ctx, nil, 0)
 	return nil
 }
 
@@ -442,6 +445,7 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 // Every tag is tried; the error joins the failures.
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	var errs []error
+	answers := c.answers()
 	for _, t := range tags {
 		if t == "" {
 			errs = append(errs, fmt.Errorf("runtime: invalidate tags: %w: empty tag", ErrInvalidKey))
@@ -464,7 +468,10 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 		}
 	}
 	if len(errs) == 0 {
-		c.confirmTopology(ctx)
+		if err := c.confirmTopology(ctx, c.tagKeys(tags), answers); err != nil {
+			c.invalidationFailed(nil, tags, methodOf(ctx), err)
+			errs = append(errs, fmt.Errorf("runtime: invalidate tags: %w", err))
+		}
 	}
 	c.l1Settle(ctx)
 	return errors.Join(errs...)
