@@ -113,6 +113,13 @@ func hitRows(b *testing.B) []hitRow {
 			v, err := l.gen.Find(ctx, hotIDs[i])
 			return check(v, err, hotIDs[i])
 		}},
+		{"repocache-unpipelined", func(i int) error { // every GET on its own, as before WithHitPipelining
+			id := hotIDs[i]
+			v, err := runtime.GetCached(ctx, l.rcSolo, rck[i], func(ctx context.Context) (Workspace, error) {
+				return load(id), nil
+			}, runtime.TTL(ttl), runtime.Jitter(jitter), runtime.Tags(rcTag[i]))
+			return check(v, err, id)
+		}},
 		{"repocache-l1", func(i int) error { // WithL1: served from process memory, kept fresh by Redis
 			id := hotIDs[i]
 			v, err := runtime.GetCached(ctx, l.rcL1, rck[i], func(ctx context.Context) (Workspace, error) {

@@ -173,16 +173,17 @@ func (source) FindMany(_ context.Context, ids []string) ([]Workspace, error) {
 
 // libs holds one instance of each library, configured as RESULTS.md says.
 type libs struct {
-	rc    *runtime.Cache      // repocache, msgpack codec (its default)
-	gen   *WorkspaceRepoCache // the cachegen decorator on rc
-	rcL1  *runtime.Cache      // repocache with its near cache (WithL1), a namespace of its own
-	genL1 *WorkspaceRepoCache // the cachegen decorator on rcL1
-	grc   *rediscache.Cache   // go-redis/cache, plain msgpack, no compression, no LocalCache
-	grcS2 *rediscache.Cache   // go-redis/cache with its default codec (msgpack + s2 above 64 B)
-	gc    *marshaler.Marshaler
-	gcRaw *gocache.Cache[any] // the cache under gc, for Loadable-free paths
-	rue   rueidis.Client      // rueidis, client-side caching off
-	rueC  rueidis.Client      // rueidis, client-side caching on (its default)
+	rc     *runtime.Cache      // repocache, msgpack codec (its default)
+	gen    *WorkspaceRepoCache // the cachegen decorator on rc
+	rcSolo *runtime.Cache      // repocache sending each hit's GET on its own (WithHitPipelining(0)), the rc namespace
+	rcL1   *runtime.Cache      // repocache with its near cache (WithL1), a namespace of its own
+	genL1  *WorkspaceRepoCache // the cachegen decorator on rcL1
+	grc    *rediscache.Cache   // go-redis/cache, plain msgpack, no compression, no LocalCache
+	grcS2  *rediscache.Cache   // go-redis/cache with its default codec (msgpack + s2 above 64 B)
+	gc     *marshaler.Marshaler
+	gcRaw  *gocache.Cache[any] // the cache under gc, for Loadable-free paths
+	rue    rueidis.Client      // rueidis, client-side caching off
+	rueC   rueidis.Client      // rueidis, client-side caching on (its default)
 }
 
 var (
@@ -195,6 +196,7 @@ func getLibs() *libs {
 		l := &theLibs
 		l.rc = runtime.New(rdb, runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard))
 		l.gen = NewWorkspaceRepoCache(source{}, l.rc)
+		l.rcSolo = runtime.New(rdb, runtime.WithNamespace(prefix+"rc"), runtime.WithLogger(discard), runtime.WithHitPipelining(0))
 		// A namespace of its own: its tracking connection is told of
 		// every write under its prefix, and the other rows' writes
 		// (misses, batches) must not cost this process anything.
