@@ -95,10 +95,11 @@ type Cache struct {
 	// tagDropped, when set by a test, is called after a tag's members
 	// were moved aside and before they are deleted.
 	tagDropped func(tag string)
-	hits       hitPipe    // the Redis tier's GETs; see hitpipe.go
-	hitsMax    int        // WithHitPipelining; -1 until set
-	l1cfg      *l1Config  // WithL1
-	l1         *nearCache // nil without WithL1
+	hits       hitPipe      // the Redis tier's GETs; see hitpipe.go
+	hitsMax    int          // WithHitPipelining; -1 until set
+	missRun    atomic.Int64 // reads that missed in a row; see leaseFirst
+	l1cfg      *l1Config    // WithL1
+	l1         *nearCache   // nil without WithL1
 	track      *tracker
 
 	// l1Fetched, when set by a test, is called after a GET returned a

@@ -102,6 +102,9 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
+	if !snap.ok && c.missRun.Load() >= leaseFirstAfter {
+		return leaseFirst(ctx, c, k, full, l, o, opts, start)
+	}
 	rctx, cancel := c.redisCtx(ctx)
 	answers := c.answers()
 	var (
@@ -127,6 +130,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		nb.record(c, nil)
 		v, stale, ok, cached := decodeHit[T](ctx, c, k, full, s, opts)
 		if ok {
+			c.hitRun()
 			if snap.ok {
 				if c.l1Fetched != nil {
 					c.l1Fetched()
@@ -154,8 +158,45 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	// 3. The loader.
+	c.missRun.Add(1)
 	c.miss(k, o.method, start)
 	return fill(ctx, c, k, full, l.load, o, opts)
+}
+
+// leaseFirstAfter is how many misses in a row make reads skip their GET
+// (leaseFirst) until one is a hit.
+const leaseFirstAfter = 4
+
+// leaseFirst is tiers 2 and 3 in one round trip, for a Cache whose last
+// reads all missed (a cold cache, a key space read once): it goes
+// straight to the loader tier, whose lease script returns the value if
+// one is stored and grants the lease otherwise. A miss is then two round
+// trips (the lease, the compare-and-set) instead of three, and a hit
+// costs a script instead of a GET; the first hit makes reads GETs again,
+// so a warm cache's hits stay plain GETs (which replicas and client-side
+// caching can serve).
+func leaseFirst[T any, L loader[T]](ctx context.Context, c *Cache, k, full string, l L, o callOptions, opts []CallOption, start time.Time) (T, error) {
+	hit := new(bool)
+	o.leaseHit = hit
+	v, err := fill(ctx, c, k, full, l.load, o, opts)
+	if !*hit {
+		c.miss(k, o.method, start)
+		return v, err
+	}
+	c.hitRun()
+	d := time.Since(start)
+	c.stats.hits.Add(1)
+	c.stats.hitNanos.Add(int64(d))
+	c.observe(Event{Op: OpHit, Key: k, Duration: d, Method: o.method})
+	return v, err
+}
+
+// hitRun ends a run of misses (see leaseFirst). It writes only when a run
+// was counted, so that hits do not share a written cache line.
+func (c *Cache) hitRun() {
+	if c.missRun.Load() != 0 {
+		c.missRun.Store(0)
+	}
 }
 
 // served counts a hit (from the near cache with l1) and, for a value past

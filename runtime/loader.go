@@ -142,9 +142,18 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			return v, nil, err
 		case state == leaseValue:
 			// Stored since our GET: by another process's loader, or by
-			// a write-through.
-			if v, _, ok, cached := decodeHit[T](ctx, c, key, full, val, opts); ok {
+			// a write-through. Or, for a read that skipped its GET
+			// (leaseFirst), a hit.
+			if v, stale, ok, cached := decodeHit[T](ctx, c, key, full, val, opts); ok {
 				vd.finish(true)
+				if o.leaseHit != nil {
+					*o.leaseHit = true
+					if stale && o.swr > 0 {
+						ro := *o
+						ro.leaseHit = nil // the refresh outlives this read
+						startRefresh(ctx, c, key, full, val[:stampEnd], load, ro, opts)
+					}
+				}
 				return v, nil, cached
 			}
 		case state == leaseBusy && o.lock != LockDistributed:

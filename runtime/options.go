@@ -146,6 +146,9 @@ type callOptions struct {
 	method                     string
 	l1                         time.Duration // the L1 cap; see L1
 	l1Set                      bool
+	// leaseHit, set by a read that skipped its GET (leaseFirst), is set
+	// to true when the lease script found a value: the read was a hit.
+	leaseHit *bool
 }
 
 func resolve(opts []CallOption) callOptions {

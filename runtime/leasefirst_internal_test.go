@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/repocache/repocache/internal/redistest"
+)
+
+// commandCount is a go-redis hook that counts commands by name.
+type commandCount struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *commandCount) count(cmd redis.Cmder) {
+	h.mu.Lock()
+	h.n[cmd.Name()]++
+	h.mu.Unlock()
+}
+
+func (h *commandCount) take() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.n
+	h.n = map[string]int{}
+	return n
+}
+
+func (h *commandCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commandCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// countedClient is a client of b's servers of its own, with h on it.
+func countedClient(t *testing.T, b *redistest.Backend, h *commandCount) redis.UniversalClient {
+	var cl redis.UniversalClient
+	if b.Name == "cluster" {
+		cl = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
+	} else {
+		cl = redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	}
+	cl.AddHook(h)
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// TestLeaseFirst: after leaseFirstAfter misses in a row a read skips its
+// GET, so a miss is two round trips (the lease script, the compare-and-set)
+// instead of three; the lease script's answer for a stored key is a hit,
+// counted as one; and after that hit reads are plain GETs again.
+func TestLeaseFirst(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		ctx := context.Background()
+		h := &commandCount{n: map[string]int{}}
+		c := New(countedClient(t, b, h), WithNamespace(b.Namespace), WithLogger(quietCache(b).log))
+		var loads atomic.Int64
+		read := func(k string) string {
+			t.Helper()
+			v, err := GetCached(ctx, c, k, func(context.Context) (string, error) {
+				loads.Add(1)
+				return "v:" + k, nil
+			}, TTL(time.Minute))
+			if err != nil || v != "v:"+k {
+				t.Fatalf("read %s = %q, %v", k, v, err)
+			}
+			if err := c.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		for i := range leaseFirstAfter {
+			read(fmt.Sprint("k", i))
+			if n := h.take(); n["get"] != 1 {
+				t.Fatalf("miss %d sent %v, want one GET", i, n)
+			}
+		}
+		read("cold")
+		if n := h.take(); n["get"] != 0 || n["evalsha"] != 2 {
+			t.Fatalf("a miss after %d misses sent %v, want no GET and two scripts (lease, compare-and-set)", leaseFirstAfter, n)
+		}
+		before, _ := c.Stats(ctx)
+		read("k0") // stored: the lease script returns it
+		if n := h.take(); n["get"] != 0 || n["evalsha"] != 1 {
+			t.Fatalf("a read of a stored key after a run of misses sent %v, want one script", n)
+		}
+		read("k1") // the run is over: a plain GET
+		if n := h.take(); n["get"] != 1 || n["evalsha"] != 0 {
+			t.Fatalf("a read after a hit sent %v, want one GET", n)
+		}
+		after, _ := c.Stats(ctx)
+		if hits, misses := after.Hits-before.Hits, after.Misses-before.Misses; hits != 2 || misses != 0 {
+			t.Fatalf("two hits counted as %d hits and %d misses", hits, misses)
+		}
+		if n := loads.Load(); n != leaseFirstAfter+1 {
+			t.Fatalf("%d loads, want %d (the misses only)", n, leaseFirstAfter+1)
+		}
+	})
+}
+
+// TestLeaseFirstNoStaleSet: the classic race (a reader loads the old row,
+// a writer updates it and invalidates the key, the reader stores) on a read
+// that skipped its GET. The old row must not stick.
+func TestLeaseFirstNoStaleSet(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := quietCache(b)
+		c.missRun.Store(leaseFirstAfter)
+		var db atomic.Int64
+		db.Store(1)
+		loading, release := make(chan struct{}), make(chan struct{})
+		readerDone := make(chan int64)
+		go func() {
+			v, _ := GetCached(ctx, c, "row", func(context.Context) (int64, error) {
+				v := db.Load()
+				close(loading)
+				<-release
+				return v, nil
+			}, TTL(time.Minute), Tags("row"))
+			readerDone <- v
+		}()
+		<-loading
+		db.Store(2)
+		if err := c.InvalidateTags(ctx, "row"); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		if v := <-readerDone; v != 1 {
+			t.Fatalf("reader got %d, want the 1 it loaded", v)
+		}
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.missRun.Store(leaseFirstAfter)
+		got, err := GetCached(ctx, c, "row", func(context.Context) (int64, error) { return db.Load(), nil }, TTL(time.Minute), Tags("row"))
+		if err != nil || got != 2 {
+			t.Fatalf("read after the acknowledged invalidation = %d, %v; want 2 (the old row was stored)", got, err)
+		}
+	})
+}
