@@ -156,3 +156,59 @@ func TestLeaseFirstNoStaleSet(t *testing.T) {
 		}
 	})
 }
+
+// storeGate is a go-redis hook that holds the compare-and-set of a store
+// (casStoreScript) until open is closed; reached is closed as it arrives.
+type storeGate struct {
+	reached, open chan struct{}
+	once          sync.Once
+}
+
+func (g *storeGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *storeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if a := cmd.Args(); cmd.Name() == "evalsha" && len(a) > 1 && a[1] == casStoreScript.Hash() {
+			g.once.Do(func() { close(g.reached) })
+			<-g.open
+		}
+		return next(ctx, cmd)
+	}
+}
+func (g *storeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestStoreInlineWithoutDeadline: a miss whose caller has no deadline
+// stores in the caller's goroutine and returns with its value stored, even
+// when the store is slower than the store wait; a caller with a deadline
+// keeps it: its store goes to the background (TestStoreDoesNotDelayTheCaller
+// holds Redis for that one).
+func TestStoreInlineWithoutDeadline(t *testing.T) {
+	b := redistest.Standalone(t)
+	ctx := context.Background()
+	cl := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	t.Cleanup(func() { _ = cl.Close() })
+	g := &storeGate{reached: make(chan struct{}), open: make(chan struct{})}
+	cl.AddHook(g)
+	c := New(cl, WithNamespace(b.Namespace), WithLogger(quietCache(b).log))
+	done := make(chan error, 1)
+	go func() {
+		_, err := GetCached(ctx, c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute))
+		done <- err
+	}()
+	<-g.reached
+	// No signal tells that a call did not return: watch it for ten store
+	// waits.
+	select {
+	case <-done:
+		t.Fatal("a caller without a deadline returned before its store")
+	case <-time.After(10 * c.storeWait):
+	}
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cl.Exists(ctx, c.RedisKey("k")).Result(); err != nil || n != 1 {
+		t.Fatalf("the value is not stored when the call returns (%d, %v)", n, err)
+	}
+}
