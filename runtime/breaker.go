@@ -157,6 +157,15 @@ func (nb *nodeBreaker) allow(c *Cache, now time.Time) bool {
 	return false
 }
 
+// release gives back a half-open probe that ended without a Redis outcome
+// (the caller's context ended, or the read did not go to Redis after all).
+// nb may be nil.
+func (nb *nodeBreaker) release() {
+	if nb != nil && nb.probing.Load() {
+		nb.probing.Store(false)
+	}
+}
+
 // record notes the outcome of a read on the master made with a live
 // context. nb may be nil.
 func (nb *nodeBreaker) record(c *Cache, err error) {

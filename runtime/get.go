@@ -96,13 +96,24 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	// 2. Redis.
 	c.maybeCheckNodes(start)
 	nb := c.nodeBreakerOf(ctx, full)
-	if !c.br.allow() || !nb.allow(c, start) || c.topologyUnsure(ctx, full) {
-		// Redis (or, on a cluster, the master of this key) is failing,
-		// or a master may have been replaced: the source answers at once.
+	if !c.br.allow() || !nb.allow(c, start) {
+		// Redis (or, on a cluster, the master of this key) is failing:
+		// the source answers at once.
+		c.miss(k, o.method, start)
+		return loadAndCount(ctx, c, k, o.method, l.load)
+	}
+	// From here on a half-open node breaker's probe (this read, maybe)
+	// ends with a Redis outcome recorded, or is given back (nb.release).
+	if c.topologyUnsure(ctx, full) {
+		// A master may have been replaced: the source answers.
+		nb.release()
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	if !snap.ok && c.missRun.Load() >= leaseFirstAfter {
+		// The lease script records its outcome (loadLeased); a read that
+		// joined another's load sent nothing.
+		defer nb.release()
 		return leaseFirst(ctx, c, k, full, l, o, opts, start)
 	}
 	rctx, cancel := c.redisCtx(ctx)
@@ -123,6 +134,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		// go-redis found a new master for the key while the GET ran (a
 		// retry, or a MOVED it followed): what that master holds is not
 		// trusted yet.
+		nb.release()
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	case err == nil:
@@ -141,12 +153,16 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 			return v, cached
 		}
 	case err == redis.Nil:
+		c.br.ok()
+		nb.record(c, nil)
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		nb.record(c, nil)
 		// Not ours: count it; the lease script deletes it.
 		c.stats.decodeErrors.Add(1)
 		c.observe(Event{Op: OpDecodeError, Key: k, Err: err, Method: o.method})
 	default:
 		if cerr := ctx.Err(); cerr != nil {
+			nb.release()
 			var zero T
 			return zero, cerr
 		}

@@ -212,3 +212,45 @@ func TestStoreInlineWithoutDeadline(t *testing.T) {
 		t.Fatalf("the value is not stored when the call returns (%d, %v)", n, err)
 	}
 }
+
+// TestHalfOpenProbeCloses: on a cluster, the one read a half-open node
+// breaker lets through must close it whatever Redis answers: a value, a
+// miss (GET answers nil), or the lease script of a read that skipped its
+// GET. Before, a miss and a lease left the probe taken, and every later
+// read of the master's keys skipped Redis for good (found by a review).
+func TestHalfOpenProbeCloses(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		missRun  int64
+		preStore bool
+	}{
+		{"GET answers nil", 0, false},
+		{"lease script", leaseFirstAfter, false},
+		{"lease script finds the value", leaseFirstAfter, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := redistest.Cluster(t)
+			ctx := context.Background()
+			c := quietCache(b)
+			if tc.preStore {
+				if err := Set(ctx, c, "k", "v", TTL(time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			nb := c.nodeBreakerOf(ctx, c.RedisKey("k"))
+			if nb == nil {
+				t.Fatal("no node breaker: the slot map is unknown")
+			}
+			// Open, and due for its half-open probe.
+			nb.fails.Store(breakerThreshold)
+			nb.openUntil.Store(time.Now().Add(-time.Millisecond).UnixNano())
+			c.missRun.Store(tc.missRun)
+			if _, err := GetCached(ctx, c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if nb.openUntil.Load() != 0 || nb.probing.Load() {
+				t.Fatalf("after a probe Redis answered: open until %d, probing %v; want closed", nb.openUntil.Load(), nb.probing.Load())
+			}
+		})
+	}
+}

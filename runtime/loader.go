@@ -124,6 +124,11 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		// would tag again at every poll. A lease granted later is tagged
 		// at the store.
 		tags = nil
+		if err == nil && c.cluster != nil {
+			// An answer: it may be the probe of a half-open breaker
+			// (a read that skipped its GET, leaseFirst).
+			c.nodeBreakerOf(ctx, full).record(c, nil)
+		}
 		switch {
 		case err != nil:
 			if cerr := ctx.Err(); cerr != nil {
