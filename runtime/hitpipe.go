@@ -40,6 +40,26 @@ type hitPipe struct {
 	joined  func()
 }
 
+// hitPipeFor returns the pipe of full's master on a cluster, so that a
+// hung master holds only the hits of its own keys (go-redis's cluster
+// pipeline waits for every node it writes to), and c.hits elsewhere, or
+// when the slot map is unknown.
+func (c *Cache) hitPipeFor(ctx context.Context, full string) *hitPipe {
+	if c.cluster == nil || c.hits.max <= 0 {
+		return &c.hits
+	}
+	m, err := c.cluster.MasterForKey(ctx, full)
+	if err != nil {
+		return &c.hits
+	}
+	addr := m.Options().Addr
+	if v, ok := c.hitPipes.Load(addr); ok {
+		return v.(*hitPipe)
+	}
+	v, _ := c.hitPipes.LoadOrStore(addr, &hitPipe{client: c.hits.client, max: c.hits.max, sending: c.hits.sending, joined: c.hits.joined})
+	return v.(*hitPipe)
+}
+
 // maxBatch bounds one pipeline; a reader that finds the batch full sends
 // its GET on its own.
 const maxBatch = 256
@@ -77,12 +97,11 @@ func (p *hitPipe) get(ctx context.Context, full string) (string, error) {
 		// while all max round trips are taken, so busy < max means none.
 		p.busy++
 		p.mu.Unlock()
+		defer p.ended() // also if a hook panics: the place must be given back
 		if p.sending != nil {
 			p.sending([]string{full})
 		}
-		s, err := p.client.Get(ctx, full).Result()
-		p.ended()
-		return s, err
+		return p.client.Get(ctx, full).Result()
 	}
 	if b == nil {
 		b = &hitBatch{done: make(chan struct{})}

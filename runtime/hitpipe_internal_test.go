@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,11 @@ func (h *heldGets) Get(ctx context.Context, key string) *redis.StringCmd {
 	return cmd
 }
 
-// countJoins makes c's pipe count the readers that join its waiting batch,
+// countJoins makes the pipe count the readers that join its waiting batch,
 // and returns a function that waits until n have.
-func countJoins(c *Cache) func(t *testing.T, n int) {
+func countJoins(p *hitPipe) func(t *testing.T, n int) {
 	joins := make(chan struct{}, 64)
-	c.hits.joined = func() { joins <- struct{}{} }
+	p.joined = func() { joins <- struct{}{} }
 	return func(t *testing.T, n int) {
 		t.Helper()
 		for range n {
@@ -52,6 +53,29 @@ func countJoins(c *Cache) func(t *testing.T, n int) {
 	}
 }
 
+// sameMaster returns n keys (besides first) whose master is first's on a
+// cluster; any n keys elsewhere.
+func sameMaster(t *testing.T, c *Cache, first string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		k := fmt.Sprint("k", i)
+		if c.cluster != nil {
+			a, err1 := c.cluster.MasterForKey(ctx, c.prefix+first)
+			b, err2 := c.cluster.MasterForKey(ctx, c.prefix+k)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if a.Options().Addr != b.Options().Addr {
+				continue
+			}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 // TestHitPipelining holds the only round trip a Cache may have in flight
 // (WithHitPipelining(1)) and checks that the hits arriving meanwhile go
 // out together as one pipeline when it returns, two readers of one key
@@ -60,19 +84,21 @@ func TestHitPipelining(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		c := quietCache(b, WithHitPipelining(1))
-		keys := []string{"held", "a", "b", "c"}
+		others := sameMaster(t, c, "held", 3)
+		keys := append([]string{"held"}, others...)
 		for _, k := range keys {
 			if err := Set(ctx, c, k, "value of "+k, TTL(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
+		p := c.hitPipeFor(ctx, c.prefix+"held")
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
-		c.hits.client = held
+		p.client = held
 		var (
 			mu    sync.Mutex
 			trips [][]string
 		)
-		c.hits.sending = func(keys []string) {
+		p.sending = func(keys []string) {
 			mu.Lock()
 			trips = append(trips, slices.Clone(keys))
 			mu.Unlock()
@@ -84,7 +110,7 @@ func TestHitPipelining(t *testing.T) {
 				return "loaded " + k, nil
 			}, TTL(time.Minute))
 		}
-		waitJoins := countJoins(c)
+		waitJoins := countJoins(p)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
@@ -94,7 +120,7 @@ func TestHitPipelining(t *testing.T) {
 			}
 		}()
 		<-held.answered
-		for _, k := range []string{"a", "b", "c", "a"} {
+		for _, k := range append(others, others[0]) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -111,18 +137,20 @@ func TestHitPipelining(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		c.hits.mu.Lock()
-		defer c.hits.mu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		if len(trips) != 2 {
 			t.Fatalf("round trips %q, want the held GET and one pipeline", trips)
 		}
 		got := slices.Clone(trips[1])
 		slices.Sort(got)
-		if want := []string{c.prefix + "a", c.prefix + "b", c.prefix + "c"}; !slices.Equal(got, want) {
+		want := []string{c.prefix + others[0], c.prefix + others[1], c.prefix + others[2]}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
 			t.Fatalf("the pipeline sent %q, want %q (one GET per key)", got, want)
 		}
-		if c.hits.busy != 0 {
-			t.Fatalf("%d round trips still counted in flight after all returned", c.hits.busy)
+		if p.busy != 0 {
+			t.Fatalf("%d round trips still counted in flight after all returned", p.busy)
 		}
 	})
 }
@@ -144,7 +172,8 @@ func TestHitPipeliningSharesNoSentGet(t *testing.T) {
 		}
 		_ = c.Wait(ctx)
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "row", answered: make(chan struct{}), release: make(chan struct{})}
-		c.hits.client = held
+		p := c.hitPipeFor(ctx, c.prefix+"row")
+		p.client = held
 		first := make(chan int64, 1)
 		go func() {
 			v, _ := GetCached(ctx, c, "row", load, TTL(time.Minute))
@@ -155,7 +184,7 @@ func TestHitPipeliningSharesNoSentGet(t *testing.T) {
 		if err := c.Invalidate(ctx, "row"); err != nil {
 			t.Fatal(err)
 		}
-		waitJoins := countJoins(c)
+		waitJoins := countJoins(p)
 		second := make(chan int64, 1)
 		go func() {
 			v, _ := GetCached(ctx, c, "row", load, TTL(time.Minute))
@@ -179,11 +208,13 @@ func TestHitPipeliningReaderKeepsItsDeadline(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		c := quietCache(b, WithHitPipelining(1))
-		if err := Set(ctx, c, "k", "cached", TTL(time.Minute)); err != nil {
+		k := sameMaster(t, c, "held", 1)[0]
+		if err := Set(ctx, c, k, "cached", TTL(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
-		c.hits.client = held
+		p := c.hitPipeFor(ctx, c.prefix+"held")
+		p.client = held
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -192,7 +223,7 @@ func TestHitPipeliningReaderKeepsItsDeadline(t *testing.T) {
 		<-held.answered
 		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
-		v, err := GetCached(dctx, c, "k", func(context.Context) (string, error) { return "loaded", nil }, TTL(time.Minute))
+		v, err := GetCached(dctx, c, k, func(context.Context) (string, error) { return "loaded", nil }, TTL(time.Minute))
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatal(err)
 		}
@@ -208,14 +239,62 @@ func TestHitPipeliningReaderKeepsItsDeadline(t *testing.T) {
 		<-done
 		_ = c.Wait(ctx)
 		// The batch the reader left went out; the pipe takes GETs again.
-		v, err = GetCached(ctx, c, "k", func(context.Context) (string, error) { return "loaded again", nil }, TTL(time.Minute))
+		v, err = GetCached(ctx, c, k, func(context.Context) (string, error) { return "loaded again", nil }, TTL(time.Minute))
 		if err != nil || (v != "cached" && v != "loaded") {
 			t.Fatalf("after the held trip: %q, %v", v, err)
 		}
-		c.hits.mu.Lock()
-		defer c.hits.mu.Unlock()
-		if c.hits.busy != 0 || c.hits.next != nil {
-			t.Fatalf("busy %d, batch waiting %v: the pipe is wedged", c.hits.busy, c.hits.next != nil)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.busy != 0 || p.next != nil {
+			t.Fatalf("busy %d, batch waiting %v: the pipe is wedged", p.busy, p.next != nil)
 		}
 	})
+}
+
+// TestHitPipelineHoldsOnlyItsMaster: on a cluster, a master whose round
+// trip hangs holds the hits of its own keys only. With one pipe for the
+// whole client, a read of another master's key waited behind it (go-redis's
+// cluster pipeline waits for every node it writes to; found by a review).
+func TestHitPipelineHoldsOnlyItsMaster(t *testing.T) {
+	b := redistest.Cluster(t)
+	ctx := context.Background()
+	c := quietCache(b, WithHitPipelining(1))
+	other := ""
+	for i := 0; other == ""; i++ {
+		k := fmt.Sprint("o", i)
+		a, _ := c.cluster.MasterForKey(ctx, c.prefix+"held")
+		o, _ := c.cluster.MasterForKey(ctx, c.prefix+k)
+		if a != nil && o != nil && a.Options().Addr != o.Options().Addr {
+			other = k
+		}
+	}
+	for _, k := range []string{"held", other} {
+		if err := Set(ctx, c, k, "v", TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
+	c.hitPipeFor(ctx, c.prefix+"held").client = held
+	load := func(context.Context) (string, error) { return "loaded", nil }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = GetCached(ctx, c, "held", load, TTL(time.Minute))
+	}()
+	<-held.answered
+	got := make(chan string, 1)
+	go func() {
+		v, _ := GetCached(ctx, c, other, load, TTL(time.Minute))
+		got <- v
+	}()
+	select {
+	case v := <-got:
+		if v != "v" {
+			t.Fatalf("read of the other master's key = %q, want the cached v", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read of another master's key waited for the held round trip")
+	}
+	close(held.release)
+	<-done
 }
