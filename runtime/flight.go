@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -62,6 +63,9 @@ type verdict struct {
 	at   uint64 // sent when the verdict was settled
 	// before, if set, runs when the verdict is known, before ch closes.
 	before func()
+	// store, if set, is the store the loader's own goroutine runs after
+	// it has published its answer (storeHere).
+	store func(context.Context)
 }
 
 func newVerdict() *verdict { return &verdict{ch: make(chan struct{})} }

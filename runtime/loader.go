@@ -31,7 +31,9 @@ import (
 // background.
 func fill[T any](ctx context.Context, c *Cache, key, full string, load func(context.Context) (T, error), o callOptions, opts []CallOption) (T, error) {
 	if o.lock == LockNone {
-		v, _, err := loadLeased(ctx, c, key, full, load, &o, opts, newVerdict())
+		vd := newVerdict()
+		v, _, err := loadLeased(ctx, c, key, full, load, &o, opts, vd)
+		vd.storeHere(ctx, c)
 		return v, err
 	}
 	began := c.flight.now()
@@ -45,6 +47,9 @@ func fill[T any](ctx context.Context, c *Cache, key, full string, load func(cont
 			vd.before = func() { c.flight.forget(full, call) }
 			v, frame, err := loadLeased(ctx, c, key, full, load, &o, opts, vd)
 			publish(c, call, v, err, frame)
+			// After publish: followers that may take the answer at once
+			// do not wait for the store.
+			vd.storeHere(ctx, c)
 			return v, err
 		}
 		var zero T
@@ -216,9 +221,10 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	}
 	if _, ok := ctx.Deadline(); !ok && c.storeWait > 0 {
 		// No deadline to keep, and the caller would wait for the store
-		// anyway (awaitStore): it runs here, not in a goroutine whose
-		// hand-off cost a miss about a fifth of its CPU.
-		c.storeInline(ctx, store)
+		// anyway (awaitStore): it runs in the caller's goroutine, not in
+		// one whose hand-off cost a miss about a fifth of its CPU; fill
+		// runs it once the answer is published (storeHere).
+		vd.store = store
 		return v, frame, err
 	}
 	if !c.background(ctx, c.storeTimeout(), store) {
@@ -228,12 +234,17 @@ func loadWithLease[T any](ctx context.Context, c *Cache, key string, l *lease, l
 	return v, frame, err
 }
 
-// storeInline runs a store in the caller's goroutine, bounded as a
-// background one is: by the lease's TTL where the client honours context
-// deadlines (where it does not, stall is 0 and its own timeouts bound it).
-// The caller's cancellation does not stop it, as it would not stop a
-// background store.
-func (c *Cache) storeInline(ctx context.Context, store func(context.Context)) {
+// storeHere runs the store that loadWithLease left to the caller's
+// goroutine, if any, bounded as a background one is: by the lease's TTL
+// where the client honours context deadlines (where it does not, stall is
+// 0 and its own timeouts bound it). The caller's cancellation does not
+// stop it, as it would not stop a background store.
+func (v *verdict) storeHere(ctx context.Context, c *Cache) {
+	store := v.store
+	if store == nil {
+		return
+	}
+	v.store = nil
 	ctx = context.WithoutCancel(ctx)
 	if c.stall != 0 {
 		var cancel context.CancelFunc
