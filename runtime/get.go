@@ -192,18 +192,18 @@ const leaseFirstAfter = 4
 // so a warm cache's hits stay plain GETs (which replicas and client-side
 // caching can serve).
 func leaseFirst[T any, L loader[T]](ctx context.Context, c *Cache, k, full string, l L, o callOptions, opts []CallOption, start time.Time) (T, error) {
-	hit := new(bool)
-	o.leaseHit = hit
+	a := &leaseAnswer{start: start}
+	o.leaseHit = a
 	v, err := fill(ctx, c, k, full, l.load, o, opts)
-	if !*hit {
-		c.miss(k, o.method, start)
+	o.leaseHit = nil // a refresh started below outlives this read
+	if !a.hit {
+		if !a.missed { // a follower, or the lease failed
+			c.miss(k, o.method, start)
+		}
 		return v, err
 	}
 	c.hitRun()
-	d := time.Since(start)
-	c.stats.hits.Add(1)
-	c.stats.hitNanos.Add(int64(d))
-	c.observe(Event{Op: OpHit, Key: k, Duration: d, Method: o.method})
+	served(ctx, c, k, full, a.val, a.stale, false, l, &o, opts, start)
 	return v, err
 }
 

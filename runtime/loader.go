@@ -129,6 +129,10 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		// would tag again at every poll. A lease granted later is tagged
 		// at the store.
 		tags = nil
+		if a := o.leaseHit; a != nil && err == nil && state != leaseValue && !a.missed {
+			a.missed = true
+			c.miss(key, o.method, a.start)
+		}
 		if err == nil && c.cluster != nil {
 			// An answer: it may be the probe of a half-open breaker
 			// (a read that skipped its GET, leaseFirst).
@@ -157,13 +161,10 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			// (leaseFirst), a hit.
 			if v, stale, ok, cached := decodeHit[T](ctx, c, key, full, val, opts); ok {
 				vd.finish(true)
-				if o.leaseHit != nil {
-					*o.leaseHit = true
-					if stale && o.swr > 0 {
-						ro := *o
-						ro.leaseHit = nil // the refresh outlives this read
-						startRefresh(ctx, c, key, full, val[:stampEnd], load, ro, opts)
-					}
+				if a := o.leaseHit; a != nil && !a.missed {
+					// The first answer: a hit. After a busy lease it is
+					// another loader's value, and the miss is counted.
+					a.hit, a.stale, a.val = true, stale, val
 				}
 				return v, nil, cached
 			}

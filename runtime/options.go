@@ -146,9 +146,22 @@ type callOptions struct {
 	method                     string
 	l1                         time.Duration // the L1 cap; see L1
 	l1Set                      bool
-	// leaseHit, set by a read that skipped its GET (leaseFirst), is set
-	// to true when the lease script found a value: the read was a hit.
-	leaseHit *bool
+	// leaseHit, set by a read that skipped its GET (leaseFirst), is
+	// filled in when the lease script found a value: the read was a hit.
+	leaseHit *leaseAnswer
+}
+
+// leaseAnswer is a value the lease script found for a read that skipped
+// its GET: what GET would have returned, and whether it was past its
+// freshness.
+type leaseAnswer struct {
+	hit, stale bool
+	val        string
+	// missed is set once the miss is counted, as the lease script answers
+	// (so that the miss event comes before the load's); start is the
+	// read's.
+	missed bool
+	start  time.Time
 }
 
 func resolve(opts []CallOption) callOptions {
