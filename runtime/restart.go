@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type nodeWatch struct {
 	// checking is set while a check started by a read runs; see
 	// topologyUnsure.
 	checking atomic.Bool
+	// call is the check in flight that invalidations and reads share
+	// (shareCheck).
+	callMu sync.Mutex
+	call   *checkCall
 	// unseenAnswers counts the reads answered by a node that no check has
 	// seen as a master (answerHook): a GET that go-redis redirected with
 	// MOVED runs on the new master before its slot map says so.
@@ -114,10 +119,15 @@ func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 // startCheck starts one background check of the masters, unless one runs.
 func (c *Cache) startCheck() {
 	if c.nodes.checking.CompareAndSwap(false, true) {
-		started := c.background(context.Background(), 5*time.Second, func(ctx context.Context) {
+		started := c.background(context.Background(), checkTimeout, func(ctx context.Context) {
 			defer c.nodes.checking.Store(false)
-			if c.checkNodes(ctx) {
-				c.nodes.suspect.Store(false)
+			call := c.shareCheck()
+			select {
+			case <-call.done:
+				if call.whole {
+					c.nodes.suspect.Store(false)
+				}
+			case <-ctx.Done():
 			}
 		})
 		if !started {
@@ -251,14 +261,72 @@ func (c *Cache) confirmTopology(ctx context.Context, tagKeys []string, before ui
 	if !unsure && !c.nodes.suspect.Load() {
 		return nil
 	}
-	if c.checkNodes(ctx) {
-		c.nodes.suspect.Store(false)
+	// Two rounds: a check already running may have listed the masters
+	// before the one this invalidation met.
+	for range 2 {
+		whole, err := c.awaitCheck(ctx)
+		switch {
+		case err != nil && !unsure:
+			return nil // suspect only: the check goes on without the caller
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrMasterUnconfirmed, err)
+		}
+		if !unsure || !c.unseenMaster(ctx, tagKeys...) {
+			if whole {
+				c.nodes.suspect.Store(false)
+			}
+			return nil
+		}
 	}
-	if unsure && c.unseenMaster(ctx, tagKeys...) {
-		return ErrMasterUnconfirmed
-	}
-	return nil
+	return ErrMasterUnconfirmed
 }
+
+// checkCall is one check of the masters in flight, which invalidations
+// (awaitCheck) and reads (startCheck) share.
+type checkCall struct {
+	done  chan struct{}
+	whole bool
+}
+
+// awaitCheck starts a check of the masters, or joins the one in flight,
+// and waits for it or for ctx. The check runs detached, under a timeout of
+// its own: a caller's deadline must not cut a namespace drop half way (the
+// master would stay unconfirmed, and the next invalidation would start
+// the drop again), and concurrent invalidations share one check.
+func (c *Cache) awaitCheck(ctx context.Context) (whole bool, err error) {
+	call := c.shareCheck()
+	select {
+	case <-call.done:
+		return call.whole, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// shareCheck returns the check in flight, starting one if none is.
+func (c *Cache) shareCheck() *checkCall {
+	c.nodes.callMu.Lock()
+	defer c.nodes.callMu.Unlock()
+	if call := c.nodes.call; call != nil {
+		return call
+	}
+	call := &checkCall{done: make(chan struct{})}
+	c.nodes.call = call
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		call.whole = c.checkNodes(ctx)
+		cancel()
+		c.nodes.callMu.Lock()
+		c.nodes.call = nil
+		c.nodes.callMu.Unlock()
+		close(call.done)
+	}()
+	return call
+}
+
+// checkTimeout bounds one check of the masters, its namespace drop
+// included.
+const checkTimeout = 10 * time.Second
 
 // maybeCheckNodes starts a background check of the masters' run_ids when
 // one is due. Reads, writes and invalidations call it.
@@ -270,7 +338,12 @@ func (c *Cache) maybeCheckNodes(now time.Time) {
 	if now.UnixNano() < next || !c.nodes.next.CompareAndSwap(next, now.Add(nodeCheckEvery).UnixNano()) {
 		return
 	}
-	c.background(context.Background(), 5*time.Second, func(ctx context.Context) { c.checkNodes(ctx) })
+	c.background(context.Background(), checkTimeout, func(ctx context.Context) {
+		select {
+		case <-c.shareCheck().done:
+		case <-ctx.Done():
+		}
+	})
 }
 
 // checkNodesNow makes the next call of maybeCheckNodes check, whenever the

@@ -116,8 +116,14 @@ func (c *Cache) runRetries() {
 			if !c.br.allow() {
 				break
 			}
+			answers := c.answers()
 			n, err := c.dropTag(ctx, t)
 			c.br.record(err)
+			if err == nil {
+				// Done only once its set's master is confirmed, as for
+				// InvalidateTags (confirmTopology).
+				err = c.confirmTopology(ctx, []string{c.tagKey(t)}, answers)
+			}
 			if err == nil {
 				c.invalidated(t, "", true, n, now)
 				c.forgetRetries(q.tags, []string{t})
