@@ -57,8 +57,8 @@ return 0
 // casStoreTaggedScript is casStoreScript for a key tagged with its lease
 // (tryLease), on a single master: KEYS[2..] are the sets of those
 // tags. It stores only if each set still lists the key. A set that lost
-// the member (dropped by InvalidatePattern, evicted, or missing on a
-// replica promoted before the tagging reached it) no longer lets an
+// the member (evicted, or missing on a replica promoted before the
+// tagging reached it) no longer lets an
 // invalidation of the tag find the key, so the value is not stored and
 // the placeholder is deleted. After the store it raises each member's score
 // (and the set's expiry) to the key's own expiry plus ARGV[4] ms: a member
@@ -172,8 +172,7 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 //
 // The replies' invalidation times are read before the lease, so they
 // never stop a store. What can still take the member away before the store
-// (InvalidatePattern dropping the set, an eviction, a replica promoted
-// without it) is caught by the store itself, which requires the member
+// (an eviction, a replica promoted without it) is caught by the store itself, which requires the member
 // (casStoreTaggedScript). A tagging that fails is done again at the store;
 // a member whose key is never stored expires with its score.
 func (c *Cache) tryLease(ctx context.Context, full string, ttl time.Duration, tags []string) (leaseState, *lease, string, time.Duration, error) {

@@ -18,8 +18,9 @@ import (
 // invalidation. So at most once per nodeCheckEvery, triggered by a read
 // (an atomic load on the read path; no goroutine while idle), the Cache
 // reads each master's run_id in the background; when one changed, or a new
-// master appeared, it drops every key of its namespace (InvalidatePattern:
-// SCAN and UNLINK, bounded per command). What such a restart can leave
+// master appeared, it drops every value of its namespace (InvalidatePattern:
+// SCAN and UNLINK, bounded per command; tag sets stay, so that a value
+// stored while it runs stays reachable by its tags). What such a restart can leave
 // stale is therefore bounded by the time to notice it (nodeCheckEvery plus
 // a round trip, about 1 s) and to drop the namespace, not by the TTL.
 // A standalone server or a Sentinel set keeps a key and its tags on one
