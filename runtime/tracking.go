@@ -76,6 +76,9 @@ type watcher struct {
 	cancel    context.CancelFunc
 	confirmed atomic.Bool
 	proof     atomic.Int64 // unix nanoseconds it was last heard from
+	// runID is the run_id of the server its connection reached (nil if
+	// INFO was refused): see nodeLoop.
+	runID atomic.Pointer[string]
 	// conns counts the connections made, under cmu with confirmed's
 	// changes: a subscription's confirmation read from a connection that
 	// has since been replaced confirms nothing.
@@ -107,6 +110,8 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 		t.mu.Lock()
 		t.add("", cl.Options())
 		t.mu.Unlock()
+		t.wg.Add(1)
+		go t.nodeLoop(cl)
 	default:
 		c.log.Warn("repocache: the near cache (WithL1) needs a *redis.Client or a *redis.ClusterClient; it stays off", "client", cl)
 	}
@@ -158,6 +163,12 @@ func (t *tracker) add(addr string, base *redis.Options) {
 		id, err := cn.ClientID(ctx).Result()
 		if err != nil {
 			return err
+		}
+		w.runID.Store(nil)
+		if info, err := cn.Info(ctx, "server").Result(); err == nil {
+			if rid := infoString(info, "run_id"); rid != "" {
+				w.runID.Store(&rid)
+			}
 		}
 		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
 	}
@@ -282,6 +293,57 @@ func (t *tracker) syncMasters(cl *redis.ClusterClient) {
 	}
 	t.mu.Unlock()
 	for _, w := range gone {
+		w.stop()
+	}
+}
+
+// nodeLoop follows a Sentinel failover that leaves the old primary up: a
+// primary demoted by SENTINEL FAILOVER (or a partition) keeps the tracking
+// connection open, and what is written on the new primary may never reach
+// it. Every l1SyncEvery it compares the run_id of the server the Cache's
+// client talks to with the one the watcher's connection reached; when they
+// differ, the watcher is replaced (the tier flushed) and its dialer finds
+// the current primary (TestL1SentinelTakeover). On a standalone server
+// they differ only after a restart, which broke the connection anyway.
+func (t *tracker) nodeLoop(cl *redis.Client) {
+	defer t.wg.Done()
+	tick := time.NewTicker(l1SyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		w := t.watchers[""]
+		t.mu.Unlock()
+		if w == nil || !w.confirmed.Load() {
+			continue // not serving: nothing to prove
+		}
+		watched := w.runID.Load()
+		if watched == nil {
+			continue // INFO refused: no way to tell
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, l1SyncEvery)
+		info, err := cl.Info(ctx, "server").Result()
+		cancel()
+		if err != nil {
+			continue
+		}
+		if rid := infoString(info, "run_id"); rid == "" || rid == *watched {
+			continue
+		}
+		t.lost.Add(1)
+		t.c.log.Warn("repocache: the near cache's tracking connection is on another server than the client's (a Sentinel failover); it reconnects")
+		t.mu.Lock()
+		if t.ctx.Err() != nil || t.watchers[""] != w {
+			t.mu.Unlock()
+			continue
+		}
+		t.remove("")
+		t.add("", cl.Options())
+		t.mu.Unlock()
 		w.stop()
 	}
 }
