@@ -208,7 +208,7 @@ func WithClockSkew(d time.Duration) Option {
 // system calls of a round trip are shared); the price is that a hit which
 // finds n round trips in flight waits for one of them first. A reader
 // never shares a reply to a command sent before it began, so the
-// consistency promise is unchanged. The default is GOMAXPROCS; 0
+// consistency promise is unchanged. The default is GOMAXPROCS/2, at least 1; 0
 // sends every GET on its own, as a Cache before this option did. Raise it
 // for a Redis far away, where round trips are long and cheap in CPU.
 func WithHitPipelining(n int) Option {

@@ -176,9 +176,10 @@ func (p *hitPipe) sendBatches(b *hitBatch) {
 }
 
 // defaultHitPipelining is WithHitPipelining's default: one round trip in
-// flight per GOMAXPROCS. On a nearby Redis a round trip costs its caller
-// about as much CPU as it waits, so more hits in flight than cores would
-// only queue for a core; BenchmarkParallelHit in internal/benchcmp (16
-// goroutines, 2 cores) measured 1, 2, 4 and 8 at 0.37×, 0.51×, 0.63× and
-// 0.80× the CPU of one GET per hit.
-func defaultHitPipelining() int { return goruntime.GOMAXPROCS(0) }
+// flight per two GOMAXPROCS, at least one. On a nearby Redis a round trip
+// costs its caller CPU for most of what it waits (two system calls and two
+// wake-ups), so more in flight than that only queue for a core: in
+// internal/benchcmp's BenchmarkParallelHit (16 goroutines, 2 cores) 1, 2,
+// 4 and 8 measured 0.37×, 0.51×, 0.63× and 0.80× the CPU of one GET per
+// hit, and 1 had the best wall time too.
+func defaultHitPipelining() int { return max(1, goruntime.GOMAXPROCS(0)/2) }
