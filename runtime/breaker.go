@@ -144,24 +144,30 @@ func (c *Cache) nodeBreakerOf(ctx context.Context, full string) *nodeBreaker {
 }
 
 // allow reports whether a read may try the master; a half-open breaker
-// lets one read through at a time. nb may be nil.
-func (nb *nodeBreaker) allow(c *Cache, now time.Time) bool {
+// lets one read through at a time, the probe, which must end with record
+// (an answer) or release. nb may be nil.
+func (nb *nodeBreaker) allow(c *Cache, now time.Time) (ok, probe bool) {
 	if nb == nil {
-		return true
+		return true, false
 	}
 	until := nb.openUntil.Load()
-	if until == 0 || (now.UnixNano() >= until && nb.probing.CompareAndSwap(false, true)) {
-		return true
+	if until == 0 {
+		return true, false
+	}
+	if now.UnixNano() >= until && nb.probing.CompareAndSwap(false, true) {
+		return true, true
 	}
 	c.br.skips.Add(1)
-	return false
+	return false, false
 }
 
-// release gives back a half-open probe that ended without a Redis outcome
-// (the caller's context ended, or the read did not go to Redis after all).
-// nb may be nil.
-func (nb *nodeBreaker) release() {
-	if nb != nil && nb.probing.Load() {
+// release gives back the probe of the read that took it (allow), after a
+// failure or when it ended without a Redis outcome (the caller's context
+// ended, or the read did not go to Redis after all). Only that read calls
+// it: a read let through before the breaker opened must not free another
+// read's probe. nb may be nil.
+func (nb *nodeBreaker) release(probe bool) {
+	if nb != nil && probe {
 		nb.probing.Store(false)
 	}
 }
@@ -185,5 +191,4 @@ func (nb *nodeBreaker) record(c *Cache, err error) {
 	if nb.fails.Add(1) >= breakerThreshold {
 		nb.openUntil.Store(time.Now().Add(nodeBreakerOpen).UnixNano())
 	}
-	nb.probing.Store(false)
 }

@@ -96,7 +96,9 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	// 2. Redis.
 	c.maybeCheckNodes(start)
 	nb := c.nodeBreakerOf(ctx, full)
-	if !c.br.allow() || !nb.allow(c, start) {
+	nbOK, probe := nb.allow(c, start)
+	if !c.br.allow() || !nbOK {
+		nb.release(probe)
 		// Redis (or, on a cluster, the master of this key) is failing:
 		// the source answers at once.
 		c.miss(k, o.method, start)
@@ -106,14 +108,14 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	// ends with a Redis outcome recorded, or is given back (nb.release).
 	if c.topologyUnsure(ctx, full) {
 		// A master may have been replaced: the source answers.
-		nb.release()
+		nb.release(probe)
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	}
 	if !snap.ok && c.missRun.Load() >= leaseFirstAfter {
 		// The lease script records its outcome (loadLeased); a read that
 		// joined another's load sent nothing.
-		defer nb.release()
+		defer nb.release(probe)
 		return leaseFirst(ctx, c, k, full, l, o, opts, start)
 	}
 	rctx, cancel := c.redisCtx(ctx)
@@ -134,7 +136,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		// go-redis found a new master for the key while the GET ran (a
 		// retry, or a MOVED it followed): what that master holds is not
 		// trusted yet.
-		nb.release()
+		nb.release(probe)
 		c.miss(k, o.method, start)
 		return loadAndCount(ctx, c, k, o.method, l.load)
 	case err == nil:
@@ -162,11 +164,12 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 		c.observe(Event{Op: OpDecodeError, Key: k, Err: err, Method: o.method})
 	default:
 		if cerr := ctx.Err(); cerr != nil {
-			nb.release()
+			nb.release(probe)
 			var zero T
 			return zero, cerr
 		}
 		nb.record(c, err)
+		nb.release(probe)
 		c.redisError("get", k, err)
 		c.miss(k, o.method, start)
 		// Redis is failing: serve from the source and do not try to

@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,5 +290,34 @@ func TestLeaseFirstStaleHit(t *testing.T) {
 	}
 	if n := loads.Load(); n != 2 {
 		t.Fatalf("%d loads, want 2 (the fill and one refresh)", n)
+	}
+}
+
+// TestProbeFreedOnlyByItsReader: a read let through before a node breaker
+// opened, failing or giving up after a probe was taken, must not free that
+// probe: a second read would then go to a dead master and wait out its
+// timeout (found by a review).
+func TestProbeFreedOnlyByItsReader(t *testing.T) {
+	b := redistest.Standalone(t)
+	c := quietCache(b)
+	nb := &nodeBreaker{}
+	now := time.Now()
+	_, early := nb.allow(c, now) // let through while closed
+	nb.fails.Store(breakerThreshold)
+	nb.openUntil.Store(now.Add(-time.Millisecond).UnixNano())
+	ok, probe := nb.allow(c, now)
+	if !ok || !probe {
+		t.Fatalf("allow = %v, probe %v; want the probe", ok, probe)
+	}
+	// The early read fails, then gives up.
+	nb.record(c, &net.OpError{Op: "read", Err: errors.New("connection reset")})
+	nb.release(early)
+	if ok, _ := nb.allow(c, now); ok {
+		t.Fatal("a second read got through while the probe was in flight")
+	}
+	nb.release(probe)
+	// The early read's failure opened the breaker again for a while.
+	if ok, probe := nb.allow(c, now.Add(2*nodeBreakerOpen)); !ok || !probe {
+		t.Fatal("the probe, given back, was not offered again")
 	}
 }
