@@ -285,8 +285,9 @@ func (c *Cache) confirmTopology(ctx context.Context, tagKeys []string, before ui
 // checkCall is one check of the masters in flight, which invalidations
 // (awaitCheck) and reads (startCheck) share.
 type checkCall struct {
-	done  chan struct{}
-	whole bool
+	done    chan struct{}
+	whole   bool
+	started time.Time
 }
 
 // awaitCheck starts a check of the masters, or joins the one in flight,
@@ -308,17 +309,21 @@ func (c *Cache) awaitCheck(ctx context.Context) (whole bool, err error) {
 func (c *Cache) shareCheck() *checkCall {
 	c.nodes.callMu.Lock()
 	defer c.nodes.callMu.Unlock()
-	if call := c.nodes.call; call != nil {
+	// A check past its timeout (a client that ignores context deadlines,
+	// on a server that hangs) is not joined: a new one starts.
+	if call := c.nodes.call; call != nil && time.Since(call.started) < 2*checkTimeout {
 		return call
 	}
-	call := &checkCall{done: make(chan struct{})}
+	call := &checkCall{done: make(chan struct{}), started: time.Now()}
 	c.nodes.call = call
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 		call.whole = c.checkNodes(ctx)
 		cancel()
 		c.nodes.callMu.Lock()
-		c.nodes.call = nil
+		if c.nodes.call == call {
+			c.nodes.call = nil
+		}
 		c.nodes.callMu.Unlock()
 		close(call.done)
 	}()

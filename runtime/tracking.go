@@ -110,8 +110,10 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 		t.mu.Lock()
 		t.add("", cl.Options())
 		t.mu.Unlock()
-		t.wg.Add(1)
-		go t.nodeLoop(cl)
+		if cl.Options().Addr == "FailoverClient" { // go-redis's name for a Sentinel client
+			t.wg.Add(1)
+			go t.nodeLoop(cl)
+		}
 	default:
 		c.log.Warn("repocache: the near cache (WithL1) needs a *redis.Client or a *redis.ClusterClient; it stays off", "client", cl)
 	}
@@ -303,17 +305,20 @@ func (t *tracker) syncMasters(cl *redis.ClusterClient) {
 // it. Every l1SyncEvery it compares the run_id of the server the Cache's
 // client talks to with the one the watcher's connection reached; when they
 // differ, the watcher is replaced (the tier flushed) and its dialer finds
-// the current primary (TestL1SentinelTakeover). On a standalone server
-// they differ only after a restart, which broke the connection anyway.
+// the current primary (TestL1SentinelTakeover). If they keep differing
+// (a client whose dialer picks a random node), the checks back off to
+// l1MaxBackoff: the tier then flushes at that pace, never serves unwatched.
+// Without INFO (an ACL that denies it) there is nothing to compare: it
+// says so once.
 func (t *tracker) nodeLoop(cl *redis.Client) {
 	defer t.wg.Done()
-	tick := time.NewTicker(l1SyncEvery)
-	defer tick.Stop()
+	wait := l1SyncEvery
+	var warnedInfo, warnedSwitch bool
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 		t.mu.Lock()
 		w := t.watchers[""]
@@ -321,21 +326,26 @@ func (t *tracker) nodeLoop(cl *redis.Client) {
 		if w == nil || !w.confirmed.Load() {
 			continue // not serving: nothing to prove
 		}
-		watched := w.runID.Load()
-		if watched == nil {
-			continue // INFO refused: no way to tell
-		}
 		ctx, cancel := context.WithTimeout(t.ctx, l1SyncEvery)
 		info, err := cl.Info(ctx, "server").Result()
 		cancel()
-		if err != nil {
+		watched := w.runID.Load() // after the reply: a reconnect meanwhile counts
+		if watched == nil || err != nil {
+			if !warnedInfo && (watched == nil || redis.HasErrorPrefix(err, "NOPERM")) {
+				warnedInfo = true
+				t.c.log.Warn("repocache: the near cache cannot tell which server its tracking connection reached (INFO denied); a Sentinel failover that leaves the old primary up is not followed")
+			}
 			continue
 		}
 		if rid := infoString(info, "run_id"); rid == "" || rid == *watched {
+			wait = l1SyncEvery
 			continue
 		}
 		t.lost.Add(1)
-		t.c.log.Warn("repocache: the near cache's tracking connection is on another server than the client's (a Sentinel failover); it reconnects")
+		if !warnedSwitch {
+			warnedSwitch = true
+			t.c.log.Warn("repocache: the near cache's tracking connection is on another server than the client's (a Sentinel failover); it reconnects")
+		}
 		t.mu.Lock()
 		if t.ctx.Err() != nil || t.watchers[""] != w {
 			t.mu.Unlock()
@@ -345,6 +355,7 @@ func (t *tracker) nodeLoop(cl *redis.Client) {
 		t.add("", cl.Options())
 		t.mu.Unlock()
 		w.stop()
+		wait = min(2*wait, l1MaxBackoff)
 	}
 }
 
