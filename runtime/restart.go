@@ -48,17 +48,15 @@ type nodeWatch struct {
 	seen     atomic.Pointer[map[string]string]
 	restarts atomic.Int64
 	flushes  atomic.Int64
-	// suspect is set by a connection failure on a cluster: a master may
+	// failures counts the connection failures on a cluster: a master may
 	// be gone, and its replica, promoted, may lack the last tag members
-	// (replication is asynchronous). Until a check has heard from every
-	// master, each invalidation checks before it returns; see
-	// confirmTopology.
-	suspect atomic.Bool
-	// checking is set while a check started by a read runs; see
-	// topologyUnsure.
-	checking atomic.Bool
+	// (replication is asynchronous). cleared is the count when the last
+	// whole check began. While failures > cleared (suspect), each
+	// invalidation checks before it returns; see confirmTopology. A check
+	// that began before a failure does not clear it.
+	failures, cleared atomic.Uint64
 	// call is the check in flight that invalidations and reads share
-	// (shareCheck).
+	// (startCheck).
 	callMu sync.Mutex
 	call   *checkCall
 	// unseenAnswers counts the reads answered by a node that no check has
@@ -99,7 +97,7 @@ func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 		return false
 	}
 	seenp := c.nodes.seen.Load()
-	if seenp == nil && !c.nodes.suspect.Load() {
+	if seenp == nil && !c.suspect() {
 		return false // before the first check: nothing to compare with
 	}
 	for _, k := range full {
@@ -115,26 +113,6 @@ func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 		}
 	}
 	return false
-}
-
-// startCheck starts one background check of the masters, unless one runs.
-func (c *Cache) startCheck() {
-	if c.nodes.checking.CompareAndSwap(false, true) {
-		started := c.background(context.Background(), checkTimeout, func(ctx context.Context) {
-			defer c.nodes.checking.Store(false)
-			call := c.shareCheck()
-			select {
-			case <-call.done:
-				if call.whole {
-					c.nodes.suspect.Store(false)
-				}
-			case <-ctx.Done():
-			}
-		})
-		if !started {
-			c.nodes.checking.Store(false)
-		}
-	}
 }
 
 // answers returns the count of reads answered by unseen nodes, to compare
@@ -238,10 +216,14 @@ func (c *Cache) updateSeen(f func(seen map[string]string, first bool)) {
 
 // suspectTopology notes a connection failure on a cluster.
 func (c *Cache) suspectTopology() {
-	if c.perKey && !c.nodes.suspect.Load() {
-		c.nodes.suspect.Store(true)
+	if c.perKey {
+		c.nodes.failures.Add(1)
 	}
 }
+
+// suspect reports a connection failure that no whole check begun after it
+// has cleared.
+func (c *Cache) suspect() bool { return c.nodes.failures.Load() > c.nodes.cleared.Load() }
 
 // confirmTopology runs before an invalidation is acknowledged. It checks
 // the masters' run_ids now when a failure has made them suspect, or when
@@ -259,54 +241,49 @@ func (c *Cache) confirmTopology(ctx context.Context, tagKeys []string, before ui
 		return nil
 	}
 	unsure := len(tagKeys) > 0 && (c.answers() != before || c.unseenMaster(ctx, tagKeys...))
-	if !unsure && !c.nodes.suspect.Load() {
+	if !unsure && !c.suspect() {
 		return nil
 	}
-	// Two rounds: a check already running may have listed the masters
-	// before the one this invalidation met.
+	// A check already running may have begun before the failure, or have
+	// listed the masters before the one this invalidation met: then wait
+	// for the next one too.
+	failures := c.nodes.failures.Load()
 	for range 2 {
-		whole, err := c.awaitCheck(ctx)
-		switch {
-		case err != nil && !unsure:
-			return nil // suspect only: the check goes on without the caller
-		case err != nil:
-			return fmt.Errorf("%w: %w", ErrMasterUnconfirmed, err)
-		}
-		if !unsure || !c.unseenMaster(ctx, tagKeys...) {
-			if whole {
-				c.nodes.suspect.Store(false)
+		call := c.startCheck()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			if !unsure {
+				return nil // suspect only: the check goes on without the caller
 			}
+			return fmt.Errorf("%w: %w", ErrMasterUnconfirmed, ctx.Err())
+		}
+		if call.failures >= failures && (!unsure || !c.unseenMaster(ctx, tagKeys...)) {
 			return nil
 		}
+	}
+	if !unsure {
+		return nil
 	}
 	return ErrMasterUnconfirmed
 }
 
 // checkCall is one check of the masters in flight, which invalidations
-// (awaitCheck) and reads (startCheck) share.
+// (confirmTopology) and reads (topologyUnsure, maybeCheckNodes) share.
 type checkCall struct {
-	done    chan struct{}
-	whole   bool
-	started time.Time
+	done     chan struct{}
+	whole    bool      // set before done closes
+	failures uint64    // nodes.failures when it began
+	started  time.Time // see startCheck
 }
 
-// awaitCheck starts a check of the masters, or joins the one in flight,
-// and waits for it or for ctx. The check runs detached, under a timeout of
-// its own: a caller's deadline must not cut a namespace drop half way (the
+// startCheck returns the check of the masters in flight, starting one if
+// none is. The check runs under a timeout of its own, whoever waits for
+// it: a caller's deadline must not cut a namespace drop half way (the
 // master would stay unconfirmed, and the next invalidation would start
-// the drop again), and concurrent invalidations share one check.
-func (c *Cache) awaitCheck(ctx context.Context) (whole bool, err error) {
-	call := c.shareCheck()
-	select {
-	case <-call.done:
-		return call.whole, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-}
-
-// shareCheck returns the check in flight, starting one if none is.
-func (c *Cache) shareCheck() *checkCall {
+// the drop again). Wait counts it. A whole check clears the connection
+// failures that came before it began.
+func (c *Cache) startCheck() *checkCall {
 	c.nodes.callMu.Lock()
 	defer c.nodes.callMu.Unlock()
 	// A check past its timeout (a client that ignores context deadlines,
@@ -314,12 +291,20 @@ func (c *Cache) shareCheck() *checkCall {
 	if call := c.nodes.call; call != nil && time.Since(call.started) < 2*checkTimeout {
 		return call
 	}
-	call := &checkCall{done: make(chan struct{}), started: time.Now()}
+	call := &checkCall{done: make(chan struct{}), failures: c.nodes.failures.Load(), started: time.Now()}
 	c.nodes.call = call
+	c.tasks.add()
 	go func() {
+		defer c.tasks.done()
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 		call.whole = c.checkNodes(ctx)
 		cancel()
+		for call.whole {
+			old := c.nodes.cleared.Load()
+			if call.failures <= old || c.nodes.cleared.CompareAndSwap(old, call.failures) {
+				break
+			}
+		}
 		c.nodes.callMu.Lock()
 		if c.nodes.call == call {
 			c.nodes.call = nil
@@ -344,12 +329,7 @@ func (c *Cache) maybeCheckNodes(now time.Time) {
 	if now.UnixNano() < next || !c.nodes.next.CompareAndSwap(next, now.Add(nodeCheckEvery).UnixNano()) {
 		return
 	}
-	c.background(context.Background(), checkTimeout, func(ctx context.Context) {
-		select {
-		case <-c.shareCheck().done:
-		case <-ctx.Done():
-		}
-	})
+	c.startCheck()
 }
 
 // checkNodesNow makes the next call of maybeCheckNodes check, whenever the
