@@ -15,15 +15,18 @@ import (
 	"github.com/repocache/repocache/internal/redistest"
 )
 
-// commandCount is a go-redis hook that counts commands by name.
+// commandCount counts the commands a client sends, by name (as a
+// beforeSend hook).
 type commandCount struct {
 	mu sync.Mutex
 	n  map[string]int
 }
 
-func (h *commandCount) count(cmd redis.Cmder) {
+func (h *commandCount) count(cmds []redis.Cmder) {
 	h.mu.Lock()
-	h.n[cmd.Name()]++
+	for _, cmd := range cmds {
+		h.n[cmd.Name()]++
+	}
 	h.mu.Unlock()
 }
 
@@ -35,35 +38,6 @@ func (h *commandCount) take() map[string]int {
 	return n
 }
 
-func (h *commandCount) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *commandCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (h *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// countedClient is a client of b's servers of its own, with h on it.
-func countedClient(t *testing.T, b *redistest.Backend, h *commandCount) redis.UniversalClient {
-	var cl redis.UniversalClient
-	if b.Name == "cluster" {
-		cl = redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
-	} else {
-		cl = redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
-	}
-	cl.AddHook(h)
-	t.Cleanup(func() { _ = cl.Close() })
-	return cl
-}
-
 // TestLeaseFirst: after leaseFirstAfter misses in a row a read skips its
 // GET, so a miss is two round trips (the lease script, the compare-and-set)
 // instead of three; the lease script's answer for a stored key is a hit,
@@ -73,7 +47,9 @@ func TestLeaseFirst(t *testing.T) {
 		b.RequireReal(t)
 		ctx := context.Background()
 		h := &commandCount{n: map[string]int{}}
-		c := New(countedClient(t, b, h), WithNamespace(b.Namespace), WithLogger(quietCache(b).log))
+		cl := redistest.NewClient(t, b)
+		cl.AddHook(beforeSend(h.count))
+		c := New(cl, WithNamespace(b.Namespace), WithLogger(quietCache(b).log))
 		var loads atomic.Int64
 		read := func(k string) string {
 			t.Helper()
@@ -159,27 +135,6 @@ func TestLeaseFirstNoStaleSet(t *testing.T) {
 	})
 }
 
-// storeGate is a go-redis hook that holds the compare-and-set of a store
-// (casStoreScript) until open is closed; reached is closed as it arrives.
-type storeGate struct {
-	reached, open chan struct{}
-	once          sync.Once
-}
-
-func (g *storeGate) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (g *storeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if a := cmd.Args(); cmd.Name() == "evalsha" && len(a) > 1 && a[1] == casStoreScript.Hash() {
-			g.once.Do(func() { close(g.reached) })
-			<-g.open
-		}
-		return next(ctx, cmd)
-	}
-}
-func (g *storeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // TestStoreInlineWithoutDeadline: a miss whose caller has no deadline
 // stores in the caller's goroutine and returns with its value stored, even
 // when the store is slower than the store wait; a caller with a deadline
@@ -188,17 +143,25 @@ func (g *storeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestStoreInlineWithoutDeadline(t *testing.T) {
 	b := redistest.Standalone(t)
 	ctx := context.Background()
-	cl := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
-	t.Cleanup(func() { _ = cl.Close() })
-	g := &storeGate{reached: make(chan struct{}), open: make(chan struct{})}
-	cl.AddHook(g)
+	cl := redistest.NewClient(t, b)
+	// Hold the compare-and-set of the store until opened.
+	reached, open := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cl.AddHook(beforeSend(func(cmds []redis.Cmder) {
+		for _, cmd := range cmds {
+			if a := cmd.Args(); cmd.Name() == "evalsha" && len(a) > 1 && a[1] == casStoreScript.Hash() {
+				once.Do(func() { close(reached) })
+				<-open
+			}
+		}
+	}))
 	c := New(cl, WithNamespace(b.Namespace), WithLogger(quietCache(b).log))
 	done := make(chan error, 1)
 	go func() {
 		_, err := GetCached(ctx, c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute))
 		done <- err
 	}()
-	<-g.reached
+	<-reached
 	// No signal tells that a call did not return: watch it for ten store
 	// waits.
 	select {
@@ -206,7 +169,7 @@ func TestStoreInlineWithoutDeadline(t *testing.T) {
 		t.Fatal("a caller without a deadline returned before its store")
 	case <-time.After(10 * c.storeWait):
 	}
-	close(g.open)
+	close(open)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
