@@ -63,20 +63,7 @@ func testInvalidationLostInFailover(t *testing.T, get readFunc) {
 	if n, err := nm.Client().Exists(ctx, c.RedisKey(k)).Result(); err != nil || n != 1 {
 		t.Fatalf("the new master %v does not hold the deleted key (%d, %v): replication was not held, the test forced nothing", nm, n, err)
 	}
-	// go-redis reloads its slot map in the background: wait until it
-	// routes the key to the new master (it gives no signal).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rdb.ReloadState(ctx)
-		m, err := rdb.MasterForKey(ctx, c.RedisKey(k))
-		if err == nil && m.Options().Addr == nm.Addr {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the client still routes the key to %v, not to the new master %v", m, nm)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitRouted(t, rdb, c.RedisKey(k), nm)
 	if v := read(); v != 2 {
 		t.Fatalf("read after the acknowledged invalidation = version %d, want 2: the promoted replica's copy was served", v)
 	}
@@ -149,6 +136,25 @@ func holdInvalidation(t *testing.T, tp *redistest.Topology, rdb *redis.ClusterCl
 		t.Fatal(err)
 	}
 	return h
+}
+
+// waitRouted reloads rdb's slot map until it routes full to master nm:
+// go-redis reloads it in the background and gives no signal.
+func waitRouted(t *testing.T, rdb *redis.ClusterClient, full string, nm *redistest.Node) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rdb.ReloadState(ctx)
+		m, err := rdb.MasterForKey(ctx, full)
+		if err == nil && m.Options().Addr == nm.Addr {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client still routes %s to %v (%v), not to the new master %v", full, m, err, nm)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // getCached is a readFunc through GetCached.
