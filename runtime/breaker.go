@@ -123,6 +123,9 @@ type nodeBreaker struct {
 	fails     atomic.Int32
 	openUntil atomic.Int64 // unix nanoseconds; 0 when closed
 	probing   atomic.Bool  // a half-open read is in flight
+	// pipe sends the master's hits (hitpipe.go): one per master, so that
+	// a hung master holds only the hits of its own keys.
+	pipe hitPipe
 }
 
 // nodeBreakerOf returns the breaker of the master that serves full, or nil
@@ -139,7 +142,8 @@ func (c *Cache) nodeBreakerOf(ctx context.Context, full string) *nodeBreaker {
 	if v, ok := c.nodeBr.Load(addr); ok {
 		return v.(*nodeBreaker)
 	}
-	v, _ := c.nodeBr.LoadOrStore(addr, &nodeBreaker{})
+	h := &c.hits
+	v, _ := c.nodeBr.LoadOrStore(addr, &nodeBreaker{pipe: hitPipe{client: h.client, max: h.max, sending: h.sending, joined: h.joined}})
 	return v.(*nodeBreaker)
 }
 

@@ -95,7 +95,6 @@ type Cache struct {
 	// tagDropped, when set by a test, is called after a tag's members
 	// were moved aside and before they are deleted.
 	tagDropped func(tag string)
-	hitPipes   sync.Map     // master address → *hitPipe, on a cluster; see hitPipeFor
 	hits       hitPipe      // the Redis tier's GETs; see hitpipe.go
 	hitsMax    int          // WithHitPipelining; -1 until set
 	missRun    atomic.Int64 // reads that missed in a row; see leaseFirst

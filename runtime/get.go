@@ -128,7 +128,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	if snap.ok {
 		s, left, err = c.getWithTTL(rctx, full)
 	} else {
-		s, err = c.hitPipeFor(ctx, full).get(rctx, full)
+		s, err = c.hitPipeFor(nb).get(rctx, full)
 	}
 	cancel()
 	switch {

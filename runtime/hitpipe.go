@@ -40,24 +40,15 @@ type hitPipe struct {
 	joined  func()
 }
 
-// hitPipeFor returns the pipe of full's master on a cluster, so that a
-// hung master holds only the hits of its own keys (go-redis's cluster
-// pipeline waits for every node it writes to), and c.hits elsewhere, or
-// when the slot map is unknown.
-func (c *Cache) hitPipeFor(ctx context.Context, full string) *hitPipe {
-	if c.cluster == nil || c.hits.max <= 0 {
+// hitPipeFor returns the pipe of full's master on a cluster (its node
+// breaker's: go-redis's cluster pipeline waits for every node it writes to,
+// so one pipe for the client would let a hung master hold every master's
+// hits), and c.hits elsewhere, or when the slot map is unknown.
+func (c *Cache) hitPipeFor(nb *nodeBreaker) *hitPipe {
+	if nb == nil {
 		return &c.hits
 	}
-	m, err := c.cluster.MasterForKey(ctx, full)
-	if err != nil {
-		return &c.hits
-	}
-	addr := m.Options().Addr
-	if v, ok := c.hitPipes.Load(addr); ok {
-		return v.(*hitPipe)
-	}
-	v, _ := c.hitPipes.LoadOrStore(addr, &hitPipe{client: c.hits.client, max: c.hits.max, sending: c.hits.sending, joined: c.hits.joined})
-	return v.(*hitPipe)
+	return &nb.pipe
 }
 
 // maxBatch bounds one pipeline; a reader that finds the batch full sends

@@ -91,7 +91,7 @@ func TestHitPipelining(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		p := c.hitPipeFor(ctx, c.prefix+"held")
+		p := c.hitPipeFor(c.nodeBreakerOf(ctx, c.prefix+"held"))
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
 		p.client = held
 		var (
@@ -172,7 +172,7 @@ func TestHitPipeliningSharesNoSentGet(t *testing.T) {
 		}
 		_ = c.Wait(ctx)
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "row", answered: make(chan struct{}), release: make(chan struct{})}
-		p := c.hitPipeFor(ctx, c.prefix+"row")
+		p := c.hitPipeFor(c.nodeBreakerOf(ctx, c.prefix+"row"))
 		p.client = held
 		first := make(chan int64, 1)
 		go func() {
@@ -213,7 +213,7 @@ func TestHitPipeliningReaderKeepsItsDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
-		p := c.hitPipeFor(ctx, c.prefix+"held")
+		p := c.hitPipeFor(c.nodeBreakerOf(ctx, c.prefix+"held"))
 		p.client = held
 		done := make(chan struct{})
 		go func() {
@@ -274,7 +274,7 @@ func TestHitPipelineHoldsOnlyItsMaster(t *testing.T) {
 		}
 	}
 	held := &heldGets{UniversalClient: b.Client, key: c.prefix + "held", answered: make(chan struct{}), release: make(chan struct{})}
-	c.hitPipeFor(ctx, c.prefix+"held").client = held
+	c.hitPipeFor(c.nodeBreakerOf(ctx, c.prefix+"held")).client = held
 	load := func(context.Context) (string, error) { return "loaded", nil }
 	done := make(chan struct{})
 	go func() {
