@@ -267,6 +267,9 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	}
 	if c.l1cfg != nil {
 		c.l1 = newNearCache(c.l1cfg)
+		if c.metrics != nil {
+			c.l1.observe = c.metrics.Observe
+		}
 		c.track = startTracker(c, c.l1)
 	}
 	return c

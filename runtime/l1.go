@@ -115,6 +115,9 @@ type nearCache struct {
 	servable atomic.Int64
 
 	hits, flushes, dropped atomic.Int64
+	// observe, when the Cache has Metrics, is told of every flush
+	// (OpL1Flush) and every key Redis reports changed (OpL1Invalidate).
+	observe func(Event)
 }
 
 type l1Shard struct {
@@ -244,7 +247,7 @@ func (sh *l1Shard) evictOne(keep string) {
 }
 
 // drop forgets full, and keeps a read of it in flight from being inserted.
-func (n *nearCache) drop(full string) {
+func (n *nearCache) drop(full string) (held bool) {
 	sh := n.shard(full)
 	sh.mu.Lock()
 	sh.gen.Add(1)
@@ -252,8 +255,10 @@ func (n *nearCache) drop(full string) {
 		sh.bytes -= it.size
 		delete(sh.m, full)
 		n.dropped.Add(1)
+		held = true
 	}
 	sh.mu.Unlock()
+	return held
 }
 
 // flush forgets everything, and keeps every read in flight from being
@@ -261,12 +266,17 @@ func (n *nearCache) drop(full string) {
 func (n *nearCache) flush() {
 	n.epoch.Add(1)
 	n.flushes.Add(1)
+	dropped := 0
 	for i := range n.shards {
 		sh := &n.shards[i]
 		sh.mu.Lock()
+		dropped += len(sh.m)
 		clear(sh.m)
 		sh.bytes = 0
 		sh.mu.Unlock()
+	}
+	if n.observe != nil {
+		n.observe(Event{Op: OpL1Flush, Count: dropped})
 	}
 }
 

@@ -169,6 +169,77 @@ func TestL1OtherProcessSeesWrite(t *testing.T) {
 	})
 }
 
+// TestL1NoticeObserved: a Redis notice is observed (OpL1Invalidate) once
+// its entry is gone, for the cache's keys and its own records alike, and a
+// flush (OpL1Flush) with the entries it dropped.
+func TestL1NoticeObserved(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		b.RequireReal(t)
+		events := make(chan Event, 64)
+		var reader *Cache
+		// No skew: on a cluster a load within the skew after an
+		// invalidation is not stored, and the test reads the key back.
+		reader = l1Cache(t, b, WithClockSkew(0), WithMetrics(MetricsFunc(func(e Event) {
+			if e.Op == OpL1Invalidate && e.Key == "k" && reader.l1.get(reader.prefix+"k", time.Now().UnixNano()) != nil {
+				t.Error("OpL1Invalidate observed while the entry is still held")
+			}
+			if e.Op == OpL1Invalidate || e.Op == OpL1Flush {
+				select {
+				case events <- e:
+				default:
+					t.Error("more near-cache events than the test expects")
+				}
+			}
+		})))
+		writer := l1Cache(t, b)
+		waitWatched(t, reader)
+		ctx := context.Background()
+		var db atomic.Int64
+		getV(t, reader, "k", &db)
+		getV(t, reader, "k", &db) // held in memory now
+		drain := func() (out []Event) {
+			for {
+				select {
+				case e := <-events:
+					out = append(out, e)
+				default:
+					return out
+				}
+			}
+		}
+		drain() // the notices of the first read's own store
+		if err := writer.InvalidateTags(ctx, "t:k"); err != nil {
+			t.Fatal(err)
+		}
+		syncL1(t, reader) // the notices travel ahead of the ping's answer
+		var dropped, records int
+		for _, e := range drain() {
+			switch {
+			case e.Op == OpL1Invalidate && e.Key == "k" && e.Count == 1:
+				dropped++
+			case e.Op == OpL1Invalidate && strings.HasPrefix(e.Key, "#") && e.Count == 0:
+				records++
+			default:
+				t.Errorf("unexpected event after the other process's InvalidateTags: %+v", e)
+			}
+		}
+		if dropped != 1 || records == 0 {
+			t.Fatalf("after the other process's InvalidateTags: %d drops of k observed (want 1), %d notices of records (want some)", dropped, records)
+		}
+
+		getV(t, reader, "k", &db)
+		getV(t, reader, "k", &db)
+		drain()
+		if _, err := reader.InvalidatePattern(ctx, "nothing-matches-*"); err != nil {
+			t.Fatal(err)
+		}
+		got := drain()
+		if len(got) != 1 || got[0].Op != OpL1Flush || got[0].Count != 1 {
+			t.Fatalf("InvalidatePattern observed %+v; want one OpL1Flush of 1 entry", got)
+		}
+	})
+}
+
 // TestL1ReplyAndInvalidationCross forces the classic near-cache race: the
 // GET has returned the old value, and the invalidation of its key arrives
 // before the value is kept. It must not be kept.

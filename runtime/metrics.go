@@ -32,10 +32,21 @@ const (
 	OpInvalidateError                 // an invalidation failed; Key names its keys or tags; it is retried in the background
 	OpEncodeError                     // a loaded or written value could not be encoded; it was not cached
 	OpUnrendered                      // an invalidation template could not be rendered (a nil pointer); Key is the method
+	// OpL1Invalidate: Redis told the near cache (WithL1) that a key of
+	// the namespace changed. Key is the key without the namespace (the
+	// cache's own tag records, which begin with "#", included); Count is
+	// 1 if an entry held for it was dropped, else 0. Observed on the
+	// watching connection's goroutine after the drop: a read that begins
+	// once Observe has been called no longer gets the dropped entry.
+	OpL1Invalidate
+	// OpL1Flush: the near cache was emptied whole (an invalidation stream
+	// lost or restarted, a master added or gone, FLUSHALL, a namespace
+	// drop). Count is the entries dropped.
+	OpL1Flush
 )
 
 var opNames = [...]string{"", "hit", "miss", "load", "stale", "set", "invalidate", "error", "decode_error", "bypass", "stale_set_prevented",
-	"invalidate_error", "encode_error", "unrendered"}
+	"invalidate_error", "encode_error", "unrendered", "l1_invalidate", "l1_flush"}
 
 // String returns the event's name in lower case, e.g. "hit".
 func (o Op) String() string {

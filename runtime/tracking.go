@@ -474,8 +474,16 @@ func (w *watcher) receive(ctx context.Context) {
 				continue
 			}
 			for _, k := range m.PayloadSlice {
+				held := false
 				if !strings.HasPrefix(k, w.t.prefix+"#") { // the cache's own records are never held
-					w.t.n.drop(k)
+					held = w.t.n.drop(k)
+				}
+				if w.t.n.observe != nil {
+					e := Event{Op: OpL1Invalidate, Key: strings.TrimPrefix(k, w.t.prefix)}
+					if held {
+						e.Count = 1
+					}
+					w.t.n.observe(e)
 				}
 			}
 			w.prove()

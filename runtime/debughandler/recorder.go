@@ -71,8 +71,11 @@ func (r *Recorder) Observe(e runtime.Event) {
 	}
 }
 
-// numOps bounds the Op values counted (runtime.OpUnrendered is the last
-// today); a later Op is ignored until this grows.
+// numOps bounds the Op values counted: those up to runtime.OpUnrendered.
+// The near cache's notices (OpL1Invalidate, OpL1Flush) come one per key
+// another process changed, without a method, and the page shows the near
+// cache from Stats.L1: they are ignored, as is any later Op until this
+// grows.
 const numOps = int(runtime.OpUnrendered) + 1
 
 // row is one line of the page: one method of one Cache.
