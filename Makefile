@@ -13,7 +13,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # internal/benchcmp has its own too (make bench-compare).
 MODULES     := . cachegen runtime/orm examples extra/cacheprometheus extra/cacheotel
 
-.PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table chromium debug-page-screenshot
+.PHONY: demo test lint fuzz bench bench-compare generate check-generate faults-table staleness-idle chromium debug-page-screenshot
 
 ## demo: the main job: generate, then run the workspaces example on the
 ## embedded defaults (or REDIS_URL / DATABASE_URL) with a scripted workload;
@@ -74,6 +74,13 @@ lint:
 ## internal/faults/RESULTS.md; make test runs the same suite
 faults-table:
 	FAULTS_TABLE=$(CURDIR)/internal/faults/RESULTS.md $(GO) test -count=1 -run '^(TestEvictionLeavesStaleEntries|TestFaults)$$' -v ./internal/faults/
+
+## staleness-idle: the near cache's window across OS processes on an idle
+## machine, asserting issue 12's target (p99 ≤ 1 ms, max ≤ 10 ms); writes
+## internal/l1check/RESULTS-idle.md. make test runs the default profile
+## under -race, with the bounds of a loaded machine
+staleness-idle:
+	L1CHECK_IDLE=1 L1CHECK_STRICT=1 L1CHECK_TABLE=$(CURDIR)/internal/l1check/RESULTS-idle.md $(GO) test -count=1 -run '^TestStalenessWindow$$' -v ./internal/l1check/
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

@@ -14,9 +14,14 @@ type windows struct {
 	// that read the row after the acknowledgement, the time from the
 	// acknowledgement to the start of that process's first read of the row
 	// that returned the write's version or a later one, and after which no
-	// read of it returned an older one. It includes the wait for the
-	// process's next read of the row (see gap).
+	// read of it returned an older one: 0 when that read began before the
+	// acknowledgement (Redis's notice reached the process before the
+	// writer had its answer). It includes the wait for the process's next
+	// read of the row (see gap).
 	pairs []time.Duration
+	// freshAtAck counts the pairs whose process was fresh before the
+	// acknowledgement (their window is 0).
+	freshAtAck int
 	// staleFor holds, for the same pairs, the time from the
 	// acknowledgement to the start of the process's last read that
 	// returned an older version (0 when none did): how long it is proved
@@ -29,6 +34,11 @@ type windows struct {
 	// acknowledged write of the row and returned an older version;
 	// staleOwn those that began after their own process's.
 	staleOther, staleOwn int
+	// staleOtherMemory counts the stale reads in other processes that the
+	// near cache served (the rest came from Redis or a load); worstOther
+	// is the one that began longest after the acknowledgement.
+	staleOtherMemory int
+	worstOther       staleRead
 	// ownExamples describes a few stale reads in the writing process.
 	ownExamples []staleRead
 	// gaps are the times between the starts of consecutive reads of a row
@@ -42,6 +52,8 @@ type staleRead struct {
 	ack   ack
 	after time.Duration // the read began this long after the acknowledgement
 	got   int64
+	// memory reports a read served from the near cache.
+	memory bool
 }
 
 // analyse computes the windows from the children's reports.
@@ -70,10 +82,17 @@ func analyse(reps []*report) windows {
 				if i == len(list) {
 					continue // the process did not read the row after the acknowledgement
 				}
-				lastStale := -1
-				for j := i; j < len(list); j++ {
+				// The last read older than the write, before the
+				// acknowledgement or after it: the window ends at the
+				// read after it, or at the acknowledgement when that read
+				// began before (the notice often comes first).
+				lastOld, lastStale := -1, -1
+				for j := range list {
 					if list[j].Version < a.Version {
-						lastStale = j
+						lastOld = j
+						if j >= i {
+							lastStale = j
+						}
 					}
 				}
 				if p == rep.Proc {
@@ -88,31 +107,35 @@ func analyse(reps []*report) windows {
 					stale = time.Duration(list[lastStale].Start - a.At)
 				}
 				w.staleFor = append(w.staleFor, stale)
-				if fresh := lastStale + 1; lastStale < 0 || fresh < len(list) {
-					if lastStale < 0 {
-						fresh = i
-					}
-					w.pairs = append(w.pairs, time.Duration(list[fresh].Start-a.At))
-				} else {
+				switch fresh := lastOld + 1; {
+				case fresh == len(list):
 					w.unresolved++
 					w.pairs = append(w.pairs, stale)
+				case list[fresh].Start < a.At:
+					w.freshAtAck++
+					w.pairs = append(w.pairs, 0)
+				default:
+					w.pairs = append(w.pairs, time.Duration(list[fresh].Start-a.At))
 				}
 			}
 		}
 	}
-	w.staleOwn, w.staleOther = countStale(reps, reads)
+	w.staleOwn, w.staleOther, w.staleOtherMemory, w.worstOther = countStale(reps, reads)
 	return w
 }
 
 // countStale counts the reads that began after an acknowledged write of
 // their row and returned an older version: own when the write was their
-// own process's, other when another's.
-func countStale(reps []*report, reads map[int]*[rows][]read) (own, other int) {
+// own process's, other when another's; of those, memory when the near
+// cache served them, and the other one that began longest after the first
+// acknowledgement it missed.
+func countStale(reps []*report, reads map[int]*[rows][]read) (own, other, memory int, worst staleRead) {
 	// For each process and row, the acknowledgements by time with the
 	// highest version acknowledged so far.
 	type mark struct {
 		at int64
 		v  int64
+		a  ack
 	}
 	marks := func(keep func(proc int) bool) [rows][]mark {
 		var ms [rows][]mark
@@ -121,7 +144,7 @@ func countStale(reps []*report, reads map[int]*[rows][]read) (own, other int) {
 				continue
 			}
 			for _, a := range rep.Acks {
-				ms[a.Row] = append(ms[a.Row], mark{a.At, a.Version})
+				ms[a.Row] = append(ms[a.Row], mark{a.At, a.Version, a})
 			}
 		}
 		for r := range ms {
@@ -139,6 +162,10 @@ func countStale(reps []*report, reads map[int]*[rows][]read) (own, other int) {
 		}
 		return ms[i-1].v
 	}
+	// missed returns the first acknowledgement of a version above v.
+	missed := func(ms []mark, v int64) mark {
+		return ms[sort.Search(len(ms), func(i int) bool { return ms[i].v > v })]
+	}
 	for p, rs := range reads {
 		mine := marks(func(q int) bool { return q == p })
 		others := marks(func(q int) bool { return q != p })
@@ -149,11 +176,18 @@ func countStale(reps []*report, reads map[int]*[rows][]read) (own, other int) {
 				}
 				if rd.Version < acked(others[r], rd.Start) {
 					other++
+					if rd.Memory {
+						memory++
+					}
+					m := missed(others[r], rd.Version)
+					if after := time.Duration(rd.Start - m.at); after > worst.after {
+						worst = staleRead{proc: p, ack: m.a, after: after, got: rd.Version, memory: rd.Memory}
+					}
 				}
 			}
 		}
 	}
-	return own, other
+	return own, other, memory, worst
 }
 
 // quantile returns the q-quantile of ds (sorted in place); 0 when empty.
@@ -171,11 +205,11 @@ func TestAnalyse(t *testing.T) {
 		{Proc: 0, Acks: []ack{{Row: 0, Version: 1, At: 100}},
 			Reads: []read{{Row: 0, Version: 0, Start: 50}, {Row: 0, Version: 0, Start: 115}, {Row: 0, Version: 1, Start: 118}}},
 		{Proc: 1, Reads: []read{
-			{Row: 0, Version: 0, Start: 90},  // began before the acknowledgement: not stale
-			{Row: 0, Version: 0, Start: 105}, // stale
-			{Row: 0, Version: 1, Start: 110}, // fresh, but a stale read follows
-			{Row: 0, Version: 0, Start: 120}, // stale
-			{Row: 0, Version: 1, Start: 130}, // the first fresh read after the last stale one
+			{Row: 0, Version: 0, Start: 90},                // began before the acknowledgement: not stale
+			{Row: 0, Version: 0, Start: 105},               // stale
+			{Row: 0, Version: 1, Start: 110},               // fresh, but a stale read follows
+			{Row: 0, Version: 0, Start: 120, Memory: true}, // stale, from the near cache
+			{Row: 0, Version: 1, Start: 130},               // the first fresh read after the last stale one
 			{Row: 0, Version: 2, Start: 140},
 			{Row: 1, Version: 0, Start: 150}, // another row
 		}},
@@ -188,6 +222,25 @@ func TestAnalyse(t *testing.T) {
 	if w.staleOther != 2 || w.staleOwn != 1 || len(w.ownExamples) != 1 {
 		t.Errorf("stale reads: %d in other processes, %d in the writing process (%v); want 2 and 1", w.staleOther, w.staleOwn, w.ownExamples)
 	}
+	if w.staleOtherMemory != 1 || w.worstOther.after != 20 || !w.worstOther.memory || w.worstOther.proc != 1 {
+		t.Errorf("stale reads from memory %d, the latest %+v; want 1, and 20ns after the acknowledgement, from memory, in process 1", w.staleOtherMemory, w.worstOther)
+	}
+
+	// A process whose reads were fresh before the acknowledgement: 0; one
+	// whose last older read came before it, and the next after it.
+	reps[2].Reads = []read{{Row: 0, Version: 0, Start: 97}, {Row: 0, Version: 1, Start: 98}, {Row: 0, Version: 1, Start: 104}}
+	w = analyse(reps)
+	slices.Sort(w.pairs) // by process, in no set order
+	if len(w.pairs) != 2 || w.pairs[0] != 0 || w.pairs[1] != 30 || w.freshAtAck != 1 {
+		t.Errorf("pairs %v, fresh at the acknowledgement %d; want [0ns 30ns] and 1", w.pairs, w.freshAtAck)
+	}
+	reps[2].Reads = []read{{Row: 0, Version: 0, Start: 97}, {Row: 0, Version: 1, Start: 104}}
+	w = analyse(reps)
+	slices.Sort(w.pairs)
+	if len(w.pairs) != 2 || w.pairs[0] != 4 || w.freshAtAck != 0 {
+		t.Errorf("pairs %v, fresh at the acknowledgement %d; want [4ns 30ns] and 0", w.pairs, w.freshAtAck)
+	}
+	reps[2].Reads = reps[2].Reads[:1]
 
 	// A process that read the row stale until the end of the run.
 	reps[1].Reads = reps[1].Reads[:2]

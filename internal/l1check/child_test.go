@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,26 +28,86 @@ const (
 	envRedis = "L1CHECK_REDIS" // a runtime.NewClient URL
 	envNS    = "L1CHECK_NS"    // the Cache's namespace
 	envDB    = "L1CHECK_DB"    // the coordinator's base URL
-	// envIdle, set to 1, is the idle-machine profile: each process reads
-	// row 0 only, with idleReaders readers whose pauses interleave, so
-	// that the machine stays mostly idle (a hit from memory is about a
-	// microsecond) while the row is read about every quarter of a
-	// millisecond: an idle process's sleep lasts about a millisecond,
-	// and one reader could not tell a notice in 0.1 ms from one in 1 ms.
-	envIdle     = "L1CHECK_IDLE"
-	idleReaders = 4
+	// envIdle, set to 1, is the idle-machine profile (see pace).
+	envIdle = "L1CHECK_IDLE"
 )
 
-// readers returns the row each reader of a process reads.
-func readers() []int {
+// profile is the pace of a run's workload.
+type profile struct {
+	// writeEvery is a process's mean time between writes (jittered).
+	writeEvery time.Duration
+	// readPause is the longest pause between two reads of a reader, which
+	// a notice cuts short (see observer).
+	readPause time.Duration
+	// workload is how long the writers and readers run.
+	workload time.Duration
+	// sameClock sets WithClockSkew(0).
+	sameClock bool
+}
+
+// pace returns the profile the environment asks for. The default is small,
+// so that it runs in a few seconds on two shared cores under -race. The
+// idle profile (L1CHECK_IDLE=1), for the idle-machine target, writes a
+// tenth as often (each row about every 200 ms), reads on a longer pause,
+// for longer, and tolerates no clock skew between the cluster's nodes,
+// which share this machine's clock: with the default (50 ms on a cluster)
+// every read within that window after a write is a load that is not
+// stored, and the children kept more than a quarter of a core busy each
+// (a tenth on the standalone server; profiles of this machine).
+func pace() profile {
 	if os.Getenv(envIdle) == "1" {
-		return make([]int, idleReaders) // all on row 0
+		return profile{writeEvery: 100 * time.Millisecond, readPause: 2 * time.Millisecond, workload: 8 * time.Second, sameClock: true}
 	}
-	out := make([]int, rows)
-	for r := range out {
-		out[r] = r
+	return profile{writeEvery: 10 * time.Millisecond, readPause: 200 * time.Microsecond, workload: 3 * time.Second}
+}
+
+// observer wakes a process's readers when its near cache hears of a
+// change. A reader reads again as soon as Redis's notice has been handled,
+// or after readPause: a reader that slept on Go's timers alone would
+// measure their resolution (about a millisecond in an idle process, whose
+// scheduler waits in epoll with a timeout in whole milliseconds) more than
+// the notice's travel. It also counts each row's hits from memory, so that
+// a reader can tell whether its read was one.
+type observer struct {
+	wake     [rows]chan struct{}
+	fromMemo [rows]atomic.Int64
+}
+
+func newObserver() *observer {
+	o := &observer{}
+	for i := range o.wake {
+		o.wake[i] = make(chan struct{}, 1)
 	}
-	return out
+	return o
+}
+
+// Observe implements runtime.Metrics: every notice (of a row's key, of a
+// tag's record, or a flush) wakes every reader. OpL1Invalidate is observed
+// after the near cache dropped the key.
+func (o *observer) Observe(e runtime.Event) {
+	switch e.Op {
+	case runtime.OpHit:
+		if r, ok := rowOf(e.Key); ok && e.L1 {
+			o.fromMemo[r].Add(1)
+		}
+	case runtime.OpL1Invalidate, runtime.OpL1Flush:
+		for _, ch := range o.wake {
+			select {
+			case ch <- struct{}{}:
+			default: // a wake-up is already pending
+			}
+		}
+	}
+}
+
+// rowOf returns the row of a key made by key.
+func rowOf(k string) (int, bool) {
+	s, ok := strings.CutPrefix(k, "row:")
+	if !ok {
+		return 0, false
+	}
+	r, err := strconv.Atoi(s)
+	return r, err == nil && r >= 0 && r < rows
 }
 
 // clock stamps events so that the processes' stamps compare: the wall
@@ -145,7 +206,13 @@ func TestHelperProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := runtime.New(cl, runtime.WithNamespace(os.Getenv(envNS)), runtime.WithL1(), runtime.WithLogger(quiet))
+	pc := pace()
+	obs := newObserver()
+	opts := []runtime.Option{runtime.WithNamespace(os.Getenv(envNS)), runtime.WithL1(), runtime.WithLogger(quiet), runtime.WithMetrics(obs)}
+	if pc.sameClock {
+		opts = append(opts, runtime.WithClockSkew(0))
+	}
+	c := runtime.New(cl, opts...)
 	defer c.Close()
 
 	// The runtime signals nothing when Redis confirms the invalidation
@@ -166,7 +233,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 
 	rep := &report{Proc: proc}
-	ctx, stop := context.WithTimeout(context.Background(), workload)
+	ctx, stop := context.WithTimeout(context.Background(), pc.workload)
 	defer stop()
 	var (
 		wg     sync.WaitGroup
@@ -200,31 +267,35 @@ func TestHelperProcess(t *testing.T) {
 			mu.Unlock()
 			// The pace of the writes, not a synchronisation: jittered so
 			// that the processes' writes interleave.
-			time.Sleep(writeEvery/2 + rand.N(writeEvery))
+			time.Sleep(pc.writeEvery/2 + rand.N(pc.writeEvery))
 		}
 	}()
-	for _, r := range readers() { // one reader per row: a slow read of one row delays no other's
+	for r := range rows { // one reader per row: a slow read of one row delays no other's
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pause := time.NewTimer(pc.readPause)
+			defer pause.Stop()
 			var mine []read
 			errs := 0
 			for ctx.Err() == nil {
 				rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				start := clk.now()
+				start, memo := clk.now(), obs.fromMemo[r].Load()
 				v, err := get(rctx, c, db, r)
 				cancel()
 				if err != nil {
 					errs++
 				} else {
-					mine = append(mine, read{Row: r, Version: v, Start: start})
+					mine = append(mine, read{Row: r, Version: v, Start: start, Memory: obs.fromMemo[r].Load() != memo})
 				}
-				// The pace of the reads, not a synchronisation. It sets
-				// the resolution of the measurement: on a busy machine
-				// the pause is about readPause, on an idle one about a
-				// millisecond (Go's timers sleep no less when the
-				// process has nothing else to run).
-				time.Sleep(readPause)
+				// The pace of the reads: the next notice, or readPause
+				// (see observer). Either way the read checks what a reader
+				// would get then; neither is a synchronisation.
+				pause.Reset(pc.readPause)
+				select {
+				case <-obs.wake[r]:
+				case <-pause.C:
+				}
 			}
 			mu.Lock()
 			rep.Reads = append(rep.Reads, mine...)

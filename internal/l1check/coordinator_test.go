@@ -35,6 +35,9 @@ type read struct {
 	Row     int
 	Version int64
 	Start   int64 // when GetCached was called, on the shared clock
+	// Memory reports a read served from the near cache (an OpHit with L1
+	// set for its key was observed while it ran).
+	Memory bool
 }
 
 // report is what a child sends the parent when it is done.
