@@ -116,8 +116,12 @@ type nearCache struct {
 
 	hits, flushes, dropped atomic.Int64
 	// observe, when the Cache has Metrics, is told of every flush
-	// (OpL1Flush) and every key Redis reports changed (OpL1Invalidate).
+	// (OpL1Flush, through report) and every key Redis reports changed
+	// (OpL1Invalidate).
 	observe func(Event)
+	// pending holds the flushes not yet observed: their entry counts.
+	pendMu  sync.Mutex
+	pending []int
 }
 
 type l1Shard struct {
@@ -276,6 +280,25 @@ func (n *nearCache) flush() {
 		sh.mu.Unlock()
 	}
 	if n.observe != nil {
+		// Observed by report: a flush may run under the tracker's lock
+		// or inside go-redis's dial, where a Metrics callback must not.
+		n.pendMu.Lock()
+		n.pending = append(n.pending, dropped)
+		n.pendMu.Unlock()
+	}
+}
+
+// report observes the flushes not yet observed (OpL1Flush). Its callers
+// hold no lock of the tier, the tracker or go-redis.
+func (n *nearCache) report() {
+	if n.observe == nil {
+		return
+	}
+	n.pendMu.Lock()
+	p := n.pending
+	n.pending = nil
+	n.pendMu.Unlock()
+	for _, dropped := range p {
 		n.observe(Event{Op: OpL1Flush, Count: dropped})
 	}
 }
@@ -335,6 +358,7 @@ func (c *Cache) l1Drop(full ...string) {
 func (c *Cache) l1Flush() {
 	if c.l1 != nil {
 		c.l1.flush()
+		c.l1.report()
 	}
 }
 
@@ -463,12 +487,12 @@ func (c *Cache) l1Settle(ctx context.Context) {
 	if !c.l1.watched(time.Now().UnixNano()) {
 		// A late stream may be proved again by an answer sent before
 		// the keys went: what it holds cannot be trusted.
-		c.l1.flush()
+		c.l1Flush()
 		return
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l1StaleAfter)
 	defer cancel()
 	if err := c.track.sync(sctx); err != nil {
-		c.l1.flush()
+		c.l1Flush()
 	}
 }

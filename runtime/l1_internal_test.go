@@ -176,11 +176,11 @@ func TestL1NoticeObserved(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		b.RequireReal(t)
 		events := make(chan Event, 64)
-		var reader *Cache
+		var rp atomic.Pointer[Cache] // events may come before l1Cache returns
 		// No skew: on a cluster a load within the skew after an
 		// invalidation is not stored, and the test reads the key back.
-		reader = l1Cache(t, b, WithClockSkew(0), WithMetrics(MetricsFunc(func(e Event) {
-			if e.Op == OpL1Invalidate && e.Key == "k" && reader.l1.get(reader.prefix+"k", time.Now().UnixNano()) != nil {
+		reader := l1Cache(t, b, WithClockSkew(0), WithMetrics(MetricsFunc(func(e Event) {
+			if reader := rp.Load(); reader != nil && e.Op == OpL1Invalidate && e.Key == "k" && reader.l1.get(reader.prefix+"k", time.Now().UnixNano()) != nil {
 				t.Error("OpL1Invalidate observed while the entry is still held")
 			}
 			if e.Op == OpL1Invalidate || e.Op == OpL1Flush {
@@ -191,6 +191,7 @@ func TestL1NoticeObserved(t *testing.T) {
 				}
 			}
 		})))
+		rp.Store(reader)
 		writer := l1Cache(t, b)
 		waitWatched(t, reader)
 		ctx := context.Background()
@@ -238,6 +239,72 @@ func TestL1NoticeObserved(t *testing.T) {
 			t.Fatalf("InvalidatePattern observed %+v; want one OpL1Flush of 1 entry", got)
 		}
 	})
+}
+
+// TestL1FlushObservedWithoutLocks: OpL1Flush reaches Metrics once no lock
+// is held. A flush runs inside go-redis's dial (the watcher's OnConnect,
+// under its pub/sub lock) and under the tracker's lock; a callback called
+// there would hold them, and one that called the Cache would deadlock.
+func TestL1FlushObservedWithoutLocks(t *testing.T) {
+	b := redistest.Standalone(t)
+	b.RequireReal(t)
+	flushes := make(chan int, 16)
+	var rp atomic.Pointer[Cache] // events may come before l1Cache returns
+	reader := l1Cache(t, b, WithMetrics(MetricsFunc(func(e Event) {
+		reader := rp.Load()
+		if e.Op != OpL1Flush || reader == nil {
+			return
+		}
+		if !reader.track.mu.TryLock() {
+			t.Error("OpL1Flush observed with the tracker's lock held")
+		} else {
+			reader.track.mu.Unlock()
+		}
+		// The watcher's pub/sub lock: a ping takes it.
+		reader.track.mu.Lock()
+		w := reader.track.watchers[""]
+		reader.track.mu.Unlock()
+		if w == nil {
+			return // Close stopped it
+		}
+		pinged := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = w.ps.Ping(ctx, "flush-check")
+			close(pinged)
+		}()
+		select {
+		case <-pinged:
+		case <-time.After(time.Second):
+			t.Error("OpL1Flush observed with the watcher's pub/sub lock held (inside its dial)")
+		}
+		select {
+		case flushes <- e.Count:
+		default:
+		}
+	})))
+	rp.Store(reader)
+	waitWatched(t, reader)
+	var db atomic.Int64
+	getV(t, reader, "k", &db)
+	getV(t, reader, "k", &db)  // held in memory now
+	killTracking(t, b, reader) // the reconnect flushes in OnConnect too
+	deadline := time.After(10 * time.Second)
+	for dropped := 0; dropped != 1; { // the first connection's flushes dropped nothing
+		select {
+		case dropped = <-flushes:
+			if dropped > 1 {
+				t.Fatalf("a flush dropped %d entries, want 1", dropped)
+			}
+		case <-deadline:
+			t.Fatal("no OpL1Flush of the held entry within 10 s of the tracking connection's loss")
+		}
+	}
+	waitWatched(t, reader)
+	if err := reader.Close(); err != nil { // its flush is observed too
+		t.Fatal(err)
+	}
 }
 
 // TestL1ReplyAndInvalidationCross forces the classic near-cache race: the

@@ -41,7 +41,8 @@ const (
 	OpL1Invalidate
 	// OpL1Flush: the near cache was emptied whole (an invalidation stream
 	// lost or restarted, a master added or gone, FLUSHALL, a namespace
-	// drop). Count is the entries dropped.
+	// drop). Count is the entries dropped. Observed once no lock is held,
+	// shortly after the flush.
 	OpL1Flush
 )
 
@@ -60,7 +61,8 @@ func (o Op) String() string {
 type Event struct {
 	Op Op
 	// Key is the cache key (without the namespace) or, for a tag
-	// invalidation (Tag), the tag.
+	// invalidation (Tag), the tag; for OpL1Invalidate the key Redis
+	// reported; empty for OpL1Flush.
 	Key string
 	// Tag reports that Key is a tag: an invalidation of every key that
 	// carries it.
@@ -68,7 +70,9 @@ type Event struct {
 	// Duration is the time the operation took, when measured (hit, miss,
 	// load, set, invalidate).
 	Duration time.Duration
-	// Count is the number of keys an invalidation deleted.
+	// Count is the number of keys an invalidation deleted; for
+	// OpL1Invalidate 1 if the near cache held the key, else 0; for
+	// OpL1Flush the entries it dropped.
 	Count int
 	// Err is the error of a failed load or an absorbed Redis error.
 	Err error
@@ -82,8 +86,10 @@ type Event struct {
 }
 
 // Metrics observes cache events, e.g. to feed Prometheus counters and
-// histograms. Observe is called synchronously on the request path: it must
-// be fast, must not block, and must be safe for concurrent use.
+// histograms. Observe is called synchronously on the request path, and for
+// the near cache's events (OpL1Invalidate) on the goroutine that reads
+// Redis's notices, which waits for it: it must be fast, must not block,
+// must not call the Cache, and must be safe for concurrent use.
 type Metrics interface {
 	Observe(Event)
 }

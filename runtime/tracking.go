@@ -294,6 +294,7 @@ func (t *tracker) syncMasters(cl *redis.ClusterClient) {
 		}
 	}
 	t.mu.Unlock()
+	t.n.report()
 	for _, w := range gone {
 		w.stop()
 	}
@@ -354,6 +355,7 @@ func (t *tracker) nodeLoop(cl *redis.Client) {
 		t.remove("")
 		t.add("", cl.Options())
 		t.mu.Unlock()
+		t.n.report()
 		w.stop()
 		wait = min(2*wait, l1MaxBackoff)
 	}
@@ -375,6 +377,7 @@ func (t *tracker) close() {
 	}
 	t.wg.Wait()
 	t.n.flush()
+	t.n.report()
 }
 
 // prove records that the watcher was heard from now.
@@ -405,6 +408,9 @@ func (w *watcher) receive(ctx context.Context) {
 	_ = w.ps.Subscribe(ctx, invalidateChannel)
 	backoff := 20 * time.Millisecond
 	for ctx.Err() == nil {
+		// The flushes of the last message, or of a reconnect inside the
+		// last receive (OnConnect).
+		w.t.n.report()
 		w.cmu.Lock()
 		conn := w.conns
 		w.cmu.Unlock()
@@ -419,6 +425,7 @@ func (w *watcher) receive(ctx context.Context) {
 				continue
 			}
 			w.lost(err)
+			w.t.n.report()
 			if !w.t.warned.Swap(true) {
 				w.t.c.log.Warn("repocache: the near cache has no invalidation stream (it serves again once Redis confirms one)",
 					"master", w.addr, "err", err)

@@ -111,6 +111,29 @@ func TestMethodsAreBounded(t *testing.T) {
 	}
 }
 
+// TestNearCacheEventsMakeNoSeries: the near cache's events, one per key
+// another process changed and without a method, are counted from Stats, so
+// they take no method's place.
+func TestNearCacheEventsMakeNoSeries(t *testing.T) {
+	hs := newHooks(1)
+	h := hs.Hook("ns")
+	for range 3 {
+		h.Observe(runtime.Event{Op: runtime.OpL1Invalidate, Key: "k", Count: 1})
+		h.Observe(runtime.Event{Op: runtime.OpL1Flush, Count: 5})
+	}
+	h.Observe(runtime.Event{Op: runtime.OpHit, Method: "M"})
+	if m := find(t, hs, "ns", "M"); m.n[cachemetrics.Hits] != 1 {
+		t.Errorf("M: %d hits, want 1 (its own series, not %s)", m.n[cachemetrics.Hits], cachemetrics.OtherMethod)
+	}
+	for _, n := range hs.Snapshot() {
+		for _, s := range n.Series {
+			if s.method != "M" {
+				t.Errorf("series %s/%s made by the near cache's events", n.Name, s.method)
+			}
+		}
+	}
+}
+
 // TestBuckets: sorted, deduplicated, positive.
 func TestBuckets(t *testing.T) {
 	got := cachemetrics.Buckets([]time.Duration{time.Second, 0, time.Millisecond, -1, time.Second})

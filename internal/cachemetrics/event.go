@@ -105,9 +105,6 @@ func Record[T any](sink Sink[T], s *T, e runtime.Event) {
 		sink.Add(s, StaleSetsPrevented, 1)
 	case runtime.OpUnrendered:
 		sink.Add(s, Unrendered, 1)
-	case runtime.OpL1Invalidate, runtime.OpL1Flush:
-		// One per notice Redis sends: the exporters count the near
-		// cache's drops and flushes from Stats.L1 instead.
 	}
 	sink.Event(s, e)
 }

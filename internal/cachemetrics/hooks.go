@@ -170,8 +170,14 @@ type Hook[T any] struct {
 func (h *Hook[T]) Namespace() string { return h.ns }
 
 // Observe implements runtime.Metrics: it records e into the series of its
-// method (see Record).
+// method (see Record). The near cache's events (OpL1Invalidate, one per key
+// another process changed, and OpL1Flush) carry no method and are counted
+// from Stats.L1: they are dropped here, before they could make a series of
+// their own.
 func (h *Hook[T]) Observe(e runtime.Event) {
+	if e.Op == runtime.OpL1Invalidate || e.Op == runtime.OpL1Flush {
+		return
+	}
 	Record(h.hooks.sink, h.series(e.Method), e)
 }
 
