@@ -76,7 +76,8 @@ faults-table:
 	FAULTS_TABLE=$(CURDIR)/internal/faults/RESULTS.md $(GO) test -count=1 -run '^(TestEvictionLeavesStaleEntries|TestFaults)$$' -v ./internal/faults/
 
 ## staleness-idle: the near cache's window across OS processes on an idle
-## machine, asserting issue 12's target (p99 ≤ 1 ms, max ≤ 10 ms); writes
+## machine, asserting issue 12's target (p99 ≤ 1 ms, max ≤ 10 ms): a tenth
+## of the default's writes, WithClockSkew(0) on the local cluster; writes
 ## internal/l1check/RESULTS-idle.md. make test runs the default profile
 ## under -race, with the bounds of a loaded machine
 staleness-idle:

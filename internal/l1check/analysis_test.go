@@ -237,10 +237,19 @@ func TestAnalyse(t *testing.T) {
 	reps[2].Reads = []read{{Row: 0, Version: 0, Start: 97}, {Row: 0, Version: 1, Start: 104}}
 	w = analyse(reps)
 	slices.Sort(w.pairs)
-	if len(w.pairs) != 2 || w.pairs[0] != 4 || w.freshAtAck != 0 {
+	if len(w.pairs) != 2 || w.pairs[0] != 4 || w.pairs[1] != 30 || w.freshAtAck != 0 {
 		t.Errorf("pairs %v, fresh at the acknowledgement %d; want [4ns 30ns] and 0", w.pairs, w.freshAtAck)
 	}
-	reps[2].Reads = reps[2].Reads[:1]
+	// Fresh before the acknowledgement and after it, then an older read:
+	// not fresh at the ack; the window ends at the read after the older
+	// one.
+	reps[2].Reads = []read{{Row: 0, Version: 1, Start: 98}, {Row: 0, Version: 1, Start: 104}, {Row: 0, Version: 0, Start: 108}, {Row: 0, Version: 1, Start: 112}}
+	w = analyse(reps)
+	slices.Sort(w.pairs)
+	if len(w.pairs) != 2 || w.pairs[0] != 12 || w.pairs[1] != 30 || w.freshAtAck != 0 || w.staleOther != 3 {
+		t.Errorf("pairs %v, fresh at the acknowledgement %d, stale reads in other processes %d; want [12ns 30ns], 0 and 3", w.pairs, w.freshAtAck, w.staleOther)
+	}
+	reps[2].Reads = reps[2].Reads[:0]
 
 	// A process that read the row stale until the end of the run.
 	reps[1].Reads = reps[1].Reads[:2]

@@ -29,7 +29,9 @@
 // the other's notice has reached it.
 //
 // L1CHECK_TABLE=path writes the figures to a Markdown file (RESULTS.md
-// here); L1CHECK_IDLE=1 runs the idle-machine profile, with a tenth of the
-// writes (make staleness-idle, RESULTS-idle.md); L1CHECK_STRICT=1 also
+// here); L1CHECK_IDLE=1 runs the idle-machine profile (make
+// staleness-idle, RESULTS-idle.md): a tenth of the writes, a 2 ms pause
+// between reads when no notice comes, and WithClockSkew(0), the local
+// cluster's nodes sharing one clock (see pace); L1CHECK_STRICT=1 also
 // asserts the idle-machine target (p99 ≤ 1 ms, max ≤ 10 ms).
 package l1check
