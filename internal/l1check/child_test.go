@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/repocache/repocache/runtime"
 )
 
@@ -192,20 +190,6 @@ func TestHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if cc, ok := cl.Unwrap().(*redis.ClusterClient); ok {
-		// A workaround, not part of the check: a node client's first
-		// connection writes its options (go-redis turns its maintenance
-		// notifications off when the server does not support them) while
-		// the near cache's tracker copies those options to start watching
-		// the node, a data race that -race reports. Each master's first
-		// connection is made here, before the tracker starts.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	pc := pace()
 	obs := newObserver()
 	opts := []runtime.Option{runtime.WithNamespace(os.Getenv(envNS)), runtime.WithL1(), runtime.WithLogger(quiet), runtime.WithMetrics(obs)}
