@@ -72,7 +72,7 @@ type Cache struct {
 	maxTTL   atomic.Int64         // the longest TTL written, for the retry window
 
 	nodes          nodeWatch    // masters' run_ids, on a cluster; see restart.go
-	evictedSeen    atomic.Int64 // evicted_keys at the last Stats
+	evictions      evictions    // evicted_keys by master, as Stats read them
 	evictedAt      atomic.Int64 // unix nanoseconds a Stats last saw evicted_keys grow
 	evictionWindow time.Duration
 	evictionWarned atomic.Bool

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,10 +18,11 @@ import (
 	"github.com/repocache/repocache/runtime"
 )
 
-// TestEvictionIsFlagged (issue 10, item 6): on a server whose policy may
-// evict tag sets, once evicted_keys grows, Stats says so and one warning
-// is logged.
-func TestEvictionIsFlagged(t *testing.T) {
+// evictingServer starts a redis-server of its own with 2 MB of memory
+// under allkeys-lru, and returns a client of it; hooks, if any, are added
+// before its first command.
+func evictingServer(t *testing.T, hooks ...redis.Hook) *redis.Client {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		redistest.Standalone(t).RequireReal(t) // skips, or fails under CI
 	}
@@ -32,14 +35,36 @@ func TestEvictionIsFlagged(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	client := redis.NewClient(&redis.Options{Addr: addr})
+	for _, h := range hooks {
+		client.AddHook(h)
+	}
 	t.Cleanup(func() { _ = client.Close() })
-	ctx := context.Background()
-	for i := 0; client.Ping(ctx).Err() != nil; i++ {
+	for i := 0; client.Ping(context.Background()).Err() != nil; i++ {
 		if i > 200 {
 			t.Fatal("redis-server did not start")
 		}
 		time.Sleep(10 * time.Millisecond) // polling a process that has no other signal
 	}
+	return client
+}
+
+// fillPastMemory writes 10 MB of tagged values into the 2 MB server.
+func fillPastMemory(t *testing.T, c *runtime.Cache, prefix string) {
+	t.Helper()
+	big := strings.Repeat("x", 10<<10)
+	for i := range 1000 {
+		if err := runtime.Set(context.Background(), c, fmt.Sprint(prefix, i), big, runtime.TTL(time.Minute), runtime.Tags(fmt.Sprint("t:", i%10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestEvictionIsFlagged (issue 10, item 6): on a server whose policy may
+// evict tag sets, once evicted_keys grows, Stats says so and one warning
+// is logged.
+func TestEvictionIsFlagged(t *testing.T) {
+	client := evictingServer(t)
+	ctx := context.Background()
 	var logs bytes.Buffer
 	c := runtime.New(client, runtime.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	const window = 300 * time.Millisecond
@@ -48,12 +73,7 @@ func TestEvictionIsFlagged(t *testing.T) {
 	if err != nil || s.Server.EvictingTagSets || s.Server.MaxmemoryPolicy != "allkeys-lru" {
 		t.Fatalf("before eviction: %+v, %v", s.Server, err)
 	}
-	big := strings.Repeat("x", 10<<10)
-	for i := range 1000 { // 10 MB into 2 MB
-		if err := runtime.Set(ctx, c, fmt.Sprint("k:", i), big, runtime.TTL(time.Minute), runtime.Tags(fmt.Sprint("t:", i%10))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillPastMemory(t, c, "k:")
 	// Two readers (an exporter and the live page, say) both see it.
 	for i := range 2 {
 		if s, err = c.Stats(ctx); err != nil {
@@ -86,6 +106,7 @@ func TestEvictionIsFlagged(t *testing.T) {
 		break
 	}
 	// Write until Redis evicts again (after the pause it may have room).
+	big := strings.Repeat("x", 10<<10)
 	for i := 0; ; i++ {
 		if err := runtime.Set(ctx, c, fmt.Sprint("more:", i), big, runtime.TTL(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -106,5 +127,74 @@ func TestEvictionIsFlagged(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "may evict tag sets"); n != 1 {
 		t.Errorf("%d eviction warnings, want 1:\n%s", n, logs.String())
+	}
+}
+
+// holdReply holds the reply of the next INFO, once armed, until released:
+// a Stats that read the server before another but finishes after it.
+type holdReply struct {
+	armed         atomic.Bool
+	got, released chan struct{}
+}
+
+func (h *holdReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "info" && h.armed.CompareAndSwap(true, false) {
+			close(h.got)
+			<-h.released
+		}
+		return err
+	}
+}
+func (h *holdReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestEvictionNotFlaggedByAnOlderReading: two Stats at once, the one that
+// read evicted_keys first finishing last, must not make the next Stats
+// see growth that did not happen (a counter moved backwards, then
+// forwards again).
+func TestEvictionNotFlaggedByAnOlderReading(t *testing.T) {
+	h := &holdReply{got: make(chan struct{}), released: make(chan struct{})}
+	client := evictingServer(t, h)
+	ctx := context.Background()
+	c := runtime.New(client, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	const window = 300 * time.Millisecond
+	runtime.SetEvictionWindow(c, window)
+	if _, err := c.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.armed.Store(true)
+	older := make(chan runtime.Stats, 1)
+	go func() { s, _ := c.Stats(ctx); older <- s }()
+	<-h.got // it has read evicted_keys: 0
+	fillPastMemory(t, c, "k:")
+	s, err := c.Stats(ctx)
+	if err != nil || !s.Server.EvictingTagSets {
+		t.Fatalf("after evictions: %+v, %v", s.Server, err)
+	}
+	close(h.released)
+	if o := <-older; o.Server.EvictedKeys != 0 {
+		t.Fatalf("the held Stats read %d evicted keys, want 0", o.Server.EvictedKeys)
+	}
+	// Once evicted_keys stays put for a window, nothing is flagged.
+	for attempt := 0; ; attempt++ {
+		before := s.Server.EvictedKeys
+		time.Sleep(window + 100*time.Millisecond) // the window is time itself
+		if s, err = c.Stats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s.Server.EvictedKeys != before {
+			if attempt == 20 {
+				t.Fatal("evicted_keys kept growing for 20 windows")
+			}
+			continue
+		}
+		if s.Server.EvictingTagSets {
+			t.Errorf("EvictingTagSets with evicted_keys unchanged (%d) for %v: the older reading made it look like growth", s.Server.EvictedKeys, window+100*time.Millisecond)
+		}
+		return
 	}
 }

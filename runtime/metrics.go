@@ -219,9 +219,9 @@ type ServerStats struct {
 	// MaxmemoryPolicy is maxmemory_policy (of the first master read);
 	// any policy but noeviction may evict tag sets.
 	MaxmemoryPolicy string
-	// EvictingTagSets reports that the policy may evict tag sets and
-	// evicted_keys grew (or was non-zero at this Cache's first reading)
-	// within the last five minutes, as seen by any call of Stats: every
+	// EvictingTagSets reports that the policy may evict tag sets and a
+	// master's evicted_keys grew (or was non-zero at this Cache's first
+	// reading of that master) within the last five minutes, as seen by any call of Stats: every
 	// reader (an exporter, the live page) sees it, not only the first after
 	// the growth. Invalidation may then miss keys until their TTL (see "If
 	// Redis evicts" in docs/design.md). The first time, a warning is logged.
@@ -267,6 +267,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		s.Pool = *ps
 	}
 	var mu sync.Mutex
+	evicted := map[string]int64{} // by master: its run_id, else its address
 	err := forEachMaster(ctx, c.client, func(ctx context.Context, m *redis.Client) error {
 		info, err := m.Info(ctx).Result()
 		if err != nil {
@@ -276,7 +277,13 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		defer mu.Unlock()
 		s.Server.Masters++
 		s.Server.UsedMemory += infoInt(info, "used_memory")
-		s.Server.EvictedKeys += infoInt(info, "evicted_keys")
+		n := infoInt(info, "evicted_keys")
+		s.Server.EvictedKeys += n
+		id := infoString(info, "run_id")
+		if id == "" {
+			id = m.Options().Addr
+		}
+		evicted[id] = n
 		s.Server.BlockedClients += infoInt(info, "blocked_clients")
 		if s.Server.MaxmemoryPolicy == "" {
 			s.Server.MaxmemoryPolicy = infoString(info, "maxmemory_policy")
@@ -287,7 +294,7 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("runtime: stats: %w", err)
 	}
 	now := time.Now().UnixNano()
-	if prev := c.evictedSeen.Swap(s.Server.EvictedKeys); s.Server.EvictedKeys > prev {
+	if c.evictions.grew(evicted) {
 		c.evictedAt.Store(now)
 	}
 	mayEvict := s.Server.MaxmemoryPolicy != "" && s.Server.MaxmemoryPolicy != "noeviction"
@@ -299,6 +306,42 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// evictions is what Stats has read of each master's evicted_keys.
+type evictions struct {
+	mu   sync.Mutex
+	seen map[string]int64 // run_id (or address) → the highest evicted_keys read
+}
+
+// grew records a Stats's readings (master → evicted_keys) and reports
+// whether a master's counter is above anything read of it before (or is
+// non-zero at its first reading). Per master, so that a master that
+// restarts, whose counter starts again at 0, hides no growth of the
+// others'; the highest reading, so that a Stats that read the servers
+// before another but finished after it does not move the counter back
+// (the next reading would then look like growth:
+// TestEvictionNotFlaggedByAnOlderReading). Masters no longer read are
+// forgotten.
+func (e *evictions) grew(readings map[string]int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.seen == nil {
+		e.seen = map[string]int64{}
+	}
+	grew := false
+	for id, n := range readings {
+		if prev, ok := e.seen[id]; !ok || n > prev {
+			e.seen[id] = max(n, prev)
+			grew = grew || n > prev
+		}
+	}
+	for id := range e.seen {
+		if _, ok := readings[id]; !ok {
+			delete(e.seen, id)
+		}
+	}
+	return grew
 }
 
 func infoString(info, field string) string {
