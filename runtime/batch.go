@@ -25,7 +25,9 @@ import (
 // cache nor load produced are absent. As with GetCached, a
 // Redis error is never returned (all ids are loaded and nothing is
 // stored), errors from load are returned unchanged, and nil elements are
-// not stored.
+// not stored. Inside a transaction (WithTx) the cache is neither read nor
+// filled: load is called with every id once, and the result is ordered as
+// above.
 func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key func(ID) string, idOf func(T) ID,
 	load func(context.Context, []ID) ([]T, error), opts ...CallOption) ([]T, error) {
 	o := resolve(opts)
@@ -42,7 +44,25 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 		return []T{}, nil
 	}
 	if inTx(ctx) {
-		return load(ctx, ids) // a transaction neither reads nor fills the cache
+		// A transaction neither reads nor fills the cache; the result is
+		// still a batch get's: each id asked once, in the order of ids.
+		var uniq []ID
+		seen := make(map[ID]bool, len(ids))
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				uniq = append(uniq, id)
+			}
+		}
+		loaded, err := load(ctx, uniq)
+		if err != nil {
+			return nil, err
+		}
+		found := make(map[ID]T, len(loaded))
+		for _, v := range loaded {
+			found[idOf(v)] = v
+		}
+		return inIDOrder(ids, found), nil
 	}
 	start := time.Now()
 	// The near cache first; Redis for the rest.
@@ -120,14 +140,20 @@ func GetBatch[ID comparable, T any](ctx context.Context, c *Cache, ids []ID, key
 			return nil, err
 		}
 	}
+	return inIDOrder(ids, found), nil
+}
+
+// inIDOrder returns the elements found in the order of ids, each once, at
+// its id's first place; ids not found are absent. It empties found.
+func inIDOrder[ID comparable, T any](ids []ID, found map[ID]T) []T {
 	out := make([]T, 0, len(found))
 	for _, id := range ids {
 		if v, ok := found[id]; ok {
 			out = append(out, v)
-			delete(found, id) // each element once, at its id's first place
+			delete(found, id)
 		}
 	}
-	return out, nil
+	return out
 }
 
 func containsID[ID comparable](ids []ID, idx []int, id ID) bool {

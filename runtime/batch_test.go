@@ -150,3 +150,47 @@ func TestBypassIsCounted(t *testing.T) {
 		t.Fatalf("Bypasses = %d", s.Bypasses)
 	}
 }
+
+// noCommitTx is a transaction that is never committed.
+type noCommitTx struct{}
+
+func (noCommitTx) AfterCommit(func()) {}
+
+// TestGetBatchInTransaction: inside a transaction the cache is bypassed,
+// but the result is what a batch get promises: the wrapped method is asked
+// each id once, in first order, and the result keeps the order of ids,
+// each found element once, whatever order the method answers in.
+func TestGetBatchInTransaction(t *testing.T) {
+	b := redistest.Standalone(t)
+	c := newCache(b)
+	ctx := runtime.WithTx(context.Background(), noCommitTx{})
+	var asked []int64
+	load := func(_ context.Context, ids []int64) ([]*project, error) {
+		asked = slices.Clone(ids)
+		var out []*project
+		for _, id := range slices.Backward(ids) { // the database's own order
+			if id != 999 {
+				out = append(out, &project{ID: id, Name: "tx"})
+			}
+		}
+		return out, nil
+	}
+	got, err := runtime.GetBatch(ctx, c, []int64{3, 1, 2, 1, 999}, func(id int64) string { return "project:" + strconv.FormatInt(id, 10) },
+		func(p *project) int64 { return p.ID }, load, runtime.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, p := range got {
+		ids = append(ids, p.ID)
+	}
+	if !slices.Equal(ids, []int64{3, 1, 2}) {
+		t.Errorf("got %v, want [3 1 2]: the order of ids, each element once, the unknown absent", ids)
+	}
+	if !slices.Equal(asked, []int64{3, 1, 2, 999}) {
+		t.Errorf("the wrapped method was asked %v, want each id once: [3 1 2 999]", asked)
+	}
+	if n := b.Client.Exists(context.Background(), c.RedisKey("project:3")).Val(); n != 0 {
+		t.Error("a batch read inside a transaction filled the cache")
+	}
+}
