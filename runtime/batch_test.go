@@ -194,3 +194,33 @@ func TestGetBatchInTransaction(t *testing.T) {
 		t.Error("a batch read inside a transaction filled the cache")
 	}
 }
+
+// commitTx is a transaction the test commits.
+type commitTx struct{ fns []func() }
+
+func (x *commitTx) AfterCommit(fn func()) { x.fns = append(x.fns, fn) }
+func (x *commitTx) commit() {
+	for _, fn := range x.fns {
+		fn()
+	}
+}
+
+// TestAfterUnrenderedWrite: a write whose keys and tags could not be
+// rendered drops every value of the namespace; in a transaction, after
+// the commit.
+func TestAfterUnrenderedWrite(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := newCache(b)
+		for _, k := range []string{"project:1", "projects:ws1"} {
+			if err := runtime.Set(ctx, c, k, 1, runtime.TTL(time.Minute), runtime.Tags("ws:1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tx := &commitTx{}
+		c.AfterUnrenderedWrite(runtime.WithTx(ctx, tx))
+		assertKeys(t, b, c, map[string]bool{"project:1": true, "projects:ws1": true})
+		tx.commit()
+		assertKeys(t, b, c, map[string]bool{"project:1": false, "projects:ws1": false})
+	})
+}

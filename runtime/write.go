@@ -74,6 +74,30 @@ func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
 	}
 }
 
+// AfterUnrenderedWrite is the step of a generated put or invalidate that
+// could render none of its keys and tags (a nil pointer on every
+// template's path, each reported through Unrendered): the write changed
+// something the cache cannot name, so every value of the namespace is
+// dropped (InvalidatePattern("*")), as after a master's restart, and a
+// write never goes through with no invalidation at all. It is logged.
+// Inside a transaction (see WithTx) it runs after the commit.
+func (c *Cache) AfterUnrenderedWrite(ctx context.Context) {
+	if tx, ok := TxFromContext(ctx); ok {
+		bg := afterCommit(ctx)
+		tx.AfterCommit(func() { c.AfterUnrenderedWrite(bg) })
+		return
+	}
+	method := methodOf(ctx)
+	if ok, suppressed := c.invLog.allow(); ok {
+		c.log.Error("repocache: a write rendered none of its keys and tags (nil pointers); every value of the namespace is dropped",
+			"method", method, "namespace", c.ns, "suppressed", suppressed)
+	}
+	if _, err := c.InvalidatePattern(ctx, "*"); err != nil {
+		c.log.Error("repocache: dropping the namespace after an unrendered write failed; what the write changed may stay until its TTL",
+			"method", method, "err", err)
+	}
+}
+
 // Unrendered records an invalidation key or tag of a generated method that
 // could not be rendered (a nil pointer on the template's field path): the
 // method still drops every other key and tag, and this one is logged and

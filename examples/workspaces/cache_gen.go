@@ -126,7 +126,11 @@ func (c *RepositoryCache) CreateProject(ctx context.Context, in NewProject) (*Pr
 		c.cache.Unrendered("Repository.CreateProject", "workspace:{result.WorkspaceID}:projects")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.CreateProject"), nil, append(tags, invalidate...))
+		if len(tags) == 0 && len(invalidate) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repository.CreateProject"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.CreateProject"), nil, append(tags, invalidate...))
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repository.CreateProject"))
@@ -146,7 +150,11 @@ func (c *RepositoryCache) RenameProject(ctx context.Context, id int64, name stri
 		c.cache.Unrendered("Repository.RenameProject", "project:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.RenameProject"), nil, tags)
+		if len(tags) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repository.RenameProject"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.RenameProject"), nil, tags)
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "project:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.Method("Repository.RenameProject"))
@@ -176,7 +184,11 @@ func (c *RepositoryCache) UpdatePlan(ctx context.Context, id int64, plan string)
 		c.cache.Unrendered("Repository.UpdatePlan", "workspace:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.UpdatePlan"), nil, tags)
+		if len(tags) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repository.UpdatePlan"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repository.UpdatePlan"), nil, tags)
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "workspace:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Jitter(time.Minute), runtime.Tags(tags...), runtime.Method("Repository.UpdatePlan"))

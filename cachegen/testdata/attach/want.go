@@ -54,7 +54,11 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 	}
 	if r0 == nil {
 		c.cache.Unrendered("Repo.Save", "user:{result.ID}")
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
+		if len(tags) == 0 && len(invalidate) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Save"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Attach(attach...), runtime.Method("Repo.Save"))

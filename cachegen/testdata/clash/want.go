@@ -117,6 +117,7 @@ func (c *RepoCache) Save(ctx context.Context, r0 *models.User, p2 int) (*models.
 	}
 	if r02 == nil {
 		c.cache2.Unrendered("Repo.Save", "u:{result.ID}")
+		c.cache2.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Save"))
 		return r02, nil
 	}
 	runtime.Put(ctx, c.cache2, "u:"+runtime.EscapeKeyPart(r02.ID), r02, runtime.TTL(time.Minute), runtime.Method("Repo.Save"))

@@ -720,6 +720,20 @@ func (f *accounts) Star(ctx context.Context, id int64) error {
 	return nil
 }
 
+// Merge with nil merges the duplicates of account 1 into it: a write
+// that the directive's templates, all on a, cannot name.
+func (f *accounts) Merge(ctx context.Context, a *Account) error {
+	f.called("Merge")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a == nil {
+		f.byID[1].Roles = []string{"merged"}
+		return nil
+	}
+	f.byID[a.ID] = clone(a)
+	return nil
+}
+
 func (f *accounts) Ping(ctx context.Context) error {
 	f.called("Ping")
 	return nil
@@ -1012,6 +1026,34 @@ func TestNilPointerInInvalidation(t *testing.T) {
 	}
 	if s.Unrendered != 1 {
 		t.Errorf("Stats.Unrendered = %d, want 1 (email:{a.Email|lower})", s.Unrendered)
+	}
+}
+
+// TestWriteThatRendersNothing: every template of Merge passes through a,
+// which is nil: no key and no tag can be rendered, yet the write changed
+// account 1. The namespace is dropped, so no read after it gets the old
+// account.
+func TestWriteThatRendersNothing(t *testing.T) {
+	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
+	r, c, _ := setupAccounts(t, f)
+	for range 2 {
+		if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "dev" {
+			t.Fatalf("Get = %+v, %v", a, err)
+		}
+		wait(t, c)
+	}
+	if err := r.Merge(ctx, nil); err != nil {
+		t.Fatalf("Merge: %v", err)
+	}
+	if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "merged" {
+		t.Errorf("Get after Merge(nil) = %+v, %v; want the merged account (the namespace dropped)", a, err)
+	}
+	s, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Unrendered != 2 {
+		t.Errorf("Stats.Unrendered = %d, want 2 (account:{a.ID} and email:{a.Email|lower})", s.Unrendered)
 	}
 }
 

@@ -154,6 +154,12 @@ type AccountRepo interface {
 	//cache:invalidate keys=account:{id}
 	Star(ctx context.Context, id int64) error
 
+	// Merge's templates all pass through a: called with nil, it renders
+	// nothing, and the namespace is dropped.
+	//
+	//cache:invalidate keys=account:{a.ID},email:{a.Email|lower}
+	Merge(ctx context.Context, a *Account) error
+
 	//cache:skip
 	Ping(ctx context.Context) error
 }

@@ -164,7 +164,11 @@ func (c *UserRepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("UserRepo.Save", "team:{result.TeamID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Save"), nil, append(tags, invalidate...))
+		if len(tags) == 0 && len(invalidate) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "UserRepo.Save"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "UserRepo.Save"), nil, append(tags, invalidate...))
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("UserRepo.Save"))
@@ -215,6 +219,7 @@ func (c *UserRepoCache) Rename(ctx context.Context, u *User) (*User, error) {
 	}
 	if r0 == nil {
 		c.cache.Unrendered("UserRepo.Rename", "user:{result.ID}")
+		c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "UserRepo.Rename"))
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "user:"+runtime.EscapeKeyPart(string(r0.ID)), r0, runtime.TTL(5*time.Minute), runtime.Attach("users"), runtime.Method("UserRepo.Rename"))
@@ -465,6 +470,31 @@ func (c *AccountRepoCache) Star(ctx context.Context, id int64) error {
 		return err
 	}
 	c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.Star"), []string{"account:" + strconv.FormatInt(id, 10)}, nil)
+	return nil
+}
+
+// Merge implements AccountRepo.Merge with cache:invalidate keys=account:{a.ID},email:{a.Email|lower}.
+func (c *AccountRepoCache) Merge(ctx context.Context, a *Account) error {
+	err := c.next.Merge(ctx, a)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, 2)
+	if a != nil {
+		keys = append(keys, "account:"+strconv.FormatInt(a.ID, 10))
+	} else {
+		c.cache.Unrendered("AccountRepo.Merge", "account:{a.ID}")
+	}
+	if a != nil && a.Email != nil {
+		keys = append(keys, "email:"+runtime.EscapeKeyPart(strings.ToLower(*a.Email)))
+	} else {
+		c.cache.Unrendered("AccountRepo.Merge", "email:{a.Email|lower}")
+	}
+	if len(keys) == 0 {
+		c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "AccountRepo.Merge"))
+	} else {
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.Merge"), keys, nil)
+	}
 	return nil
 }
 

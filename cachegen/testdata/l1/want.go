@@ -110,7 +110,11 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("Repo.Save", "user:{result.ID}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
+		if len(tags) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Save"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.Method("Repo.Save"))

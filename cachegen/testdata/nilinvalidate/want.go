@@ -80,7 +80,11 @@ func (c *RepoCache) Save(ctx context.Context, u *User) (*User, error) {
 		c.cache.Unrendered("Repo.Save", "team:{result.Team.ID}")
 	}
 	if u == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
+		if len(tags) == 0 && len(invalidate) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Save"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, append(tags, invalidate...))
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "user:"+strconv.FormatInt(u.ID, 10), r0, runtime.TTL(5*time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repo.Save"))

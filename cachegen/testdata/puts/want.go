@@ -41,7 +41,11 @@ func (c *RepoCache) Save(ctx context.Context, p *Post) (*Post, error) {
 		c.cache.Unrendered("Repo.Save", "post:{p.ID}")
 	}
 	if p == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
+		if len(tags) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Save"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Save"), nil, tags)
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(p.ID, 10), r0, runtime.TTL(time.Hour), runtime.Tags(tags...), runtime.Method("Repo.Save"))

@@ -112,7 +112,11 @@ func (c *RepoCache) Create(ctx context.Context, title string) (*Post, error) {
 	} else {
 		c.cache.Unrendered("Repo.Create", "author:{result.Author.Email|lower}")
 	}
-	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Create"), keys, tags)
+	if len(keys) == 0 && len(tags) == 0 {
+		c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Create"))
+	} else {
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Create"), keys, tags)
+	}
 	return r0, nil
 }
 

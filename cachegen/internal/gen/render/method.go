@@ -396,6 +396,41 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 	return stmts, jen.Id(name)
 }
 
+// renderNothing reports whether the lists of ts may all come out empty
+// for nil pointers alone: every template has a nil check on its path and
+// none loops over a slice (an empty slice is nothing to drop, not a
+// template that could not be rendered). Then a write that rendered
+// nothing calls Cache.AfterUnrenderedWrite.
+func (mr *methodRenderer) renderNothing(rt roots, ts ...[]*model.Template) bool {
+	n := 0
+	for _, list := range ts {
+		for _, t := range list {
+			n++
+			if eachRef(t) != nil {
+				return false
+			}
+			checks, _ := mr.template(t, rt)
+			if !slices.ContainsFunc(checks, func(c check) bool { return !mr.checked[c.expr] }) {
+				return false
+			}
+		}
+	}
+	return n > 0
+}
+
+// emptyLists is the condition that every list named is empty.
+func emptyLists(names ...jen.Code) jen.Code {
+	var cond *jen.Statement
+	for _, n := range names {
+		if cond == nil {
+			cond = jen.Len(n).Op("==").Lit(0)
+		} else {
+			cond = cond.Op("&&").Len(n).Op("==").Lit(0)
+		}
+	}
+	return cond
+}
+
 // resultTags renders runtime.ResultTags for the templates that use the
 // result; typ is the type of the value it receives and field selects the
 // first result from it ("" or ".R0").
@@ -719,15 +754,24 @@ func (mr *methodRenderer) put() []jen.Code {
 			fail = append(fail, mr.cache().Dot("Unrendered").Call(jen.Lit(mr.label), jen.Lit(d.Key.Raw)))
 		}
 		var drop jen.Code
+		var lists []jen.Code
 		switch {
 		case tags != nil && inv != nil:
-			drop = jen.Append(tags, jen.Add(inv).Op("..."))
+			drop, lists = jen.Append(tags, jen.Add(inv).Op("...")), []jen.Code{tags, inv}
 		case tags != nil:
-			drop = tags
+			drop, lists = tags, []jen.Code{tags}
 		case inv != nil:
-			drop = inv
+			drop, lists = inv, []jen.Code{inv}
 		}
-		if drop != nil {
+		switch {
+		case drop == nil:
+			// Neither the key nor a tag: drop the namespace rather
+			// than nothing.
+			fail = append(fail, mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod()))
+		case mr.renderNothing(rt, d.Tags, d.Invalidate):
+			fail = append(fail, jen.If(emptyLists(lists...)).Block(mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod())).
+				Else().Block(mr.cache().Dot("AfterWrite").Call(mr.withMethod(), jen.Nil(), drop)))
+		default:
 			fail = append(fail, mr.cache().Dot("AfterWrite").Call(mr.withMethod(), jen.Nil(), drop))
 		}
 		fail = append(fail, jen.Return(append(vs, jen.Nil())...))
@@ -788,7 +832,20 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 	if !d.NoErr {
 		ret = append(vs, jen.Nil())
 	}
-	body = append(body, mr.cache().Dot("AfterWrite").Call(mr.withMethod(), keys, tags))
+	drop := mr.cache().Dot("AfterWrite").Call(mr.withMethod(), keys, tags)
+	if mr.renderNothing(rt, d.Keys, d.Tags) {
+		// Nothing rendered: drop the namespace rather than nothing.
+		var lists []jen.Code
+		if len(d.Keys) > 0 {
+			lists = append(lists, keys)
+		}
+		if len(d.Tags) > 0 {
+			lists = append(lists, tags)
+		}
+		drop = jen.If(emptyLists(lists...)).Block(mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod())).
+			Else().Block(drop)
+	}
+	body = append(body, drop)
 	if len(ret) > 0 {
 		body = append(body, jen.Return(ret...))
 	}
