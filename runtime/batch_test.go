@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/repocache/repocache/internal/redistest"
 	"github.com/repocache/repocache/runtime"
 )
@@ -223,4 +225,17 @@ func TestAfterUnrenderedWrite(t *testing.T) {
 		tx.commit()
 		assertKeys(t, b, c, map[string]bool{"project:1": false, "projects:ws1": false})
 	})
+}
+
+// TestAfterUnrenderedWriteFailsLoudly: a namespace drop that Redis refuses
+// is counted as a failed invalidation and queued for the background retry.
+func TestAfterUnrenderedWriteFailsLoudly(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	c := runtime.New(client, runtime.WithLogger(discard))
+	c.AfterUnrenderedWrite(runtime.WithMethod(context.Background(), "Repo.Merge"))
+	s, _ := c.Stats(context.Background())
+	if s.InvalidationFailures != 1 || s.InvalidationRetries != 1 {
+		t.Fatalf("after a refused namespace drop: %d failures, %d queued for retry; want 1 and 1", s.InvalidationFailures, s.InvalidationRetries)
+	}
 }

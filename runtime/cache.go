@@ -65,6 +65,7 @@ type Cache struct {
 	tasks    tasks // background work; see background
 	invLog   rateLimitedLog
 	valueLog rateLimitedLog // lines about values: encode failures, undecodable entries
+	dropLog  rateLimitedLog // namespace drops after unrendered writes
 	retries  retryQueue
 	br       breaker
 	cluster  *redis.ClusterClient // the client, when it is a cluster client
@@ -258,7 +259,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	}
 	c.errLog.every = time.Second
 	c.tasks.sem = make(chan struct{}, maxBackground)
-	c.invLog.every, c.valueLog.every = time.Second, time.Second
+	c.invLog.every, c.valueLog.every, c.dropLog.every = time.Second, time.Second, time.Second
 	c.br.c = c
 	c.hits.client = client
 	c.hits.max = c.hitsMax

@@ -23,16 +23,17 @@ const (
 )
 
 type retryQueue struct {
-	mu      sync.Mutex
-	keys    map[string]time.Time // key (without the namespace) → give up after
-	tags    map[string]time.Time
-	running bool
+	mu       sync.Mutex
+	keys     map[string]time.Time // key (without the namespace) → give up after
+	tags     map[string]time.Time
+	patterns map[string]time.Time // InvalidatePattern's (AfterUnrenderedWrite)
+	running  bool
 }
 
 func (q *retryQueue) pending() int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return int64(len(q.keys) + len(q.tags))
+	return int64(len(q.keys) + len(q.tags) + len(q.patterns))
 }
 
 // invalidationFailed counts and logs a failed invalidation of keys or tags
@@ -53,14 +54,16 @@ func (c *Cache) invalidationFailed(keys, tags []string, method string, err error
 	c.retryLater(keys, tags)
 }
 
-func (c *Cache) retryLater(keys, tags []string) {
+func (c *Cache) retryLater(keys, tags []string) { c.retryLaterAll(keys, tags, nil) }
+
+func (c *Cache) retryLaterAll(keys, tags, patterns []string) {
 	q := &c.retries
 	window := max(time.Duration(c.maxTTL.Load()), minRetryWindow)
 	until := time.Now().Add(window)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.keys == nil {
-		q.keys, q.tags = map[string]time.Time{}, map[string]time.Time{}
+		q.keys, q.tags, q.patterns = map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
 	}
 	add := func(m map[string]time.Time, items []string) {
 		for _, it := range items {
@@ -73,7 +76,8 @@ func (c *Cache) retryLater(keys, tags []string) {
 	}
 	add(q.keys, keys)
 	add(q.tags, tags)
-	if !q.running && len(q.keys)+len(q.tags) > 0 {
+	add(q.patterns, patterns)
+	if !q.running && len(q.keys)+len(q.tags)+len(q.patterns) > 0 {
 		q.running = true
 		c.tasks.add()
 		go c.runRetries()
@@ -89,8 +93,8 @@ func (c *Cache) runRetries() {
 		time.Sleep(backoff) // a backoff, not a synchronisation
 		q.mu.Lock()
 		now := time.Now()
-		keys, tags := c.liveRetries(q.keys, now), c.liveRetries(q.tags, now)
-		if len(keys)+len(tags) == 0 {
+		keys, tags, patterns := c.liveRetries(q.keys, now), c.liveRetries(q.tags, now), c.liveRetries(q.patterns, now)
+		if len(keys)+len(tags)+len(patterns) == 0 {
 			q.running = false
 			q.mu.Unlock()
 			return
@@ -131,6 +135,19 @@ func (c *Cache) runRetries() {
 			}
 		}
 		cancel()
+		for _, p := range patterns {
+			if !c.br.allow() {
+				break
+			}
+			pctx, cancel := context.WithTimeout(context.Background(), checkTimeout) // a SCAN of the namespace
+			_, err := c.InvalidatePattern(pctx, p)
+			cancel()
+			c.br.record(err)
+			if err == nil {
+				c.forgetRetries(q.patterns, []string{p})
+				progress = true
+			}
+		}
 		if progress {
 			c.stats.retriesSucceeded.Add(1)
 			backoff = retryBackoffMin

@@ -78,9 +78,12 @@ func (c *Cache) AfterWrite(ctx context.Context, keys, tags []string) {
 // could render none of its keys and tags (a nil pointer on every
 // template's path, each reported through Unrendered): the write changed
 // something the cache cannot name, so every value of the namespace is
-// dropped (InvalidatePattern("*")), as after a master's restart, and a
-// write never goes through with no invalidation at all. It is logged.
-// Inside a transaction (see WithTx) it runs after the commit.
+// dropped (InvalidatePattern("*"), a SCAN of the namespace), as after a
+// master's restart, and a write never goes through with no invalidation
+// at all. It returns once the drop is done; the caller's cancellation does
+// not cut it short. A drop that fails is counted and logged like a failed
+// invalidation and retried in the background. Inside a transaction (see
+// WithTx) it runs after the commit.
 func (c *Cache) AfterUnrenderedWrite(ctx context.Context) {
 	if tx, ok := TxFromContext(ctx); ok {
 		bg := afterCommit(ctx)
@@ -88,13 +91,17 @@ func (c *Cache) AfterUnrenderedWrite(ctx context.Context) {
 		return
 	}
 	method := methodOf(ctx)
-	if ok, suppressed := c.invLog.allow(); ok {
+	if ok, suppressed := c.dropLog.allow(); ok {
 		c.log.Error("repocache: a write rendered none of its keys and tags (nil pointers); every value of the namespace is dropped",
 			"method", method, "namespace", c.ns, "suppressed", suppressed)
 	}
-	if _, err := c.InvalidatePattern(ctx, "*"); err != nil {
-		c.log.Error("repocache: dropping the namespace after an unrendered write failed; what the write changed may stay until its TTL",
-			"method", method, "err", err)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	defer cancel()
+	if _, err := c.InvalidatePattern(dctx, "*"); err != nil {
+		c.stats.invalidationFailures.Add(1)
+		c.observe(Event{Op: OpInvalidateError, Key: "*", Err: err, Method: method})
+		c.log.Error("repocache: dropping the namespace after an unrendered write failed; retrying in the background", "method", method, "err", err)
+		c.retryLaterAll(nil, nil, []string{"*"})
 	}
 }
 

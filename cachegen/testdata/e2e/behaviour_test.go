@@ -734,6 +734,19 @@ func (f *accounts) Merge(ctx context.Context, a *Account) error {
 	return nil
 }
 
+// Archive archives the accounts of team: none has team -1, and team 0
+// archives account 1 but answers nil for it.
+func (f *accounts) Archive(ctx context.Context, team int64) ([]*Account, error) {
+	f.called("Archive")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if team != 0 {
+		return []*Account{}, nil
+	}
+	f.byID[1].Roles = []string{"archived"}
+	return []*Account{nil}, nil
+}
+
 func (f *accounts) Ping(ctx context.Context) error {
 	f.called("Ping")
 	return nil
@@ -1054,6 +1067,39 @@ func TestWriteThatRendersNothing(t *testing.T) {
 	}
 	if s.Unrendered != 2 {
 		t.Errorf("Stats.Unrendered = %d, want 2 (account:{a.ID} and email:{a.Email|lower})", s.Unrendered)
+	}
+}
+
+// TestLoopThatRendersNothing: Archive's key loops over its result. An
+// empty result is nothing to drop; a result of nils is a write the cache
+// cannot name, and drops the namespace.
+func TestLoopThatRendersNothing(t *testing.T) {
+	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
+	r, c, _ := setupAccounts(t, f)
+	warm := func() {
+		t.Helper()
+		for range 2 {
+			if _, err := r.Get(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			wait(t, c)
+		}
+	}
+	warm()
+	if _, err := r.Archive(ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("Get"); n != 1 {
+		t.Errorf("wrapped Get called %d times after an Archive of nothing, want 1 (nothing dropped)", n)
+	}
+	if _, err := r.Archive(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "archived" {
+		t.Errorf("Get after an Archive that rendered nothing = %+v, %v; want the archived account (the namespace dropped)", a, err)
 	}
 }
 

@@ -160,6 +160,12 @@ type AccountRepo interface {
 	//cache:invalidate keys=account:{a.ID},email:{a.Email|lower}
 	Merge(ctx context.Context, a *Account) error
 
+	// Archive returns the archived accounts, nil for one it could not
+	// load back: with only nils, it renders nothing.
+	//
+	//cache:invalidate keys=account:{result[].ID}
+	Archive(ctx context.Context, team int64) ([]*Account, error)
+
 	//cache:skip
 	Ping(ctx context.Context) error
 }

@@ -498,6 +498,30 @@ func (c *AccountRepoCache) Merge(ctx context.Context, a *Account) error {
 	return nil
 }
 
+// Archive implements AccountRepo.Archive with cache:invalidate keys=account:{result[].ID}.
+func (c *AccountRepoCache) Archive(ctx context.Context, team int64) ([]*Account, error) {
+	r0, err := c.next.Archive(ctx, team)
+	if err != nil {
+		return r0, err
+	}
+	missed := false
+	keys := make([]string, 0, 1)
+	for _, e := range r0 {
+		if e != nil {
+			keys = append(keys, "account:"+strconv.FormatInt(e.ID, 10))
+		} else {
+			c.cache.Unrendered("AccountRepo.Archive", "account:{result[].ID}")
+			missed = true
+		}
+	}
+	if missed && len(keys) == 0 {
+		c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "AccountRepo.Archive"))
+	} else {
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "AccountRepo.Archive"), keys, nil)
+	}
+	return r0, nil
+}
+
 // Ping passes the call through to the wrapped AccountRepo (cache:skip).
 func (c *AccountRepoCache) Ping(ctx context.Context) error {
 	return c.next.Ping(ctx)

@@ -144,12 +144,14 @@ func (c *RepoCache) Archive(ctx context.Context, authorID int64) ([]*Post, error
 	if err != nil {
 		return r0, err
 	}
+	missed := false
 	keys := make([]string, 0, 1)
 	for _, e := range r0 {
 		if e != nil {
 			keys = append(keys, "post:"+strconv.FormatInt(e.ID, 10))
 		} else {
 			c.cache.Unrendered("Repo.Archive", "post:{result[].ID}")
+			missed = true
 		}
 	}
 	tags := make([]string, 0, 1)
@@ -158,9 +160,14 @@ func (c *RepoCache) Archive(ctx context.Context, authorID int64) ([]*Post, error
 			tags = append(tags, "author:"+runtime.EscapeKeyPart(e.Author.Email))
 		} else {
 			c.cache.Unrendered("Repo.Archive", "author:{result[].Author.Email}")
+			missed = true
 		}
 	}
-	c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Archive"), keys, tags)
+	if missed && len(keys) == 0 && len(tags) == 0 {
+		c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Archive"))
+	} else {
+		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Archive"), keys, tags)
+	}
 	return r0, nil
 }
 
@@ -186,7 +193,11 @@ func (c *RepoCache) Merge(ctx context.Context, ids []int64) (*Post, error) {
 		c.cache.Unrendered("Repo.Merge", "author:{result.Author.Email|hash}")
 	}
 	if r0 == nil {
-		c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Merge"), nil, append(tags, invalidate...))
+		if len(tags) == 0 && len(invalidate) == 0 {
+			c.cache.AfterUnrenderedWrite(runtime.WithMethod(ctx, "Repo.Merge"))
+		} else {
+			c.cache.AfterWrite(runtime.WithMethod(ctx, "Repo.Merge"), nil, append(tags, invalidate...))
+		}
 		return r0, nil
 	}
 	runtime.Put(ctx, c.cache, "post:"+strconv.FormatInt(r0.ID, 10), r0, runtime.TTL(time.Minute), runtime.Tags(tags...), runtime.AlsoInvalidate(invalidate...), runtime.Method("Repo.Merge"))

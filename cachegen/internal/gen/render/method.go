@@ -150,6 +150,9 @@ type roots struct {
 	// pointer on its path) through Cache.Unrendered: an invalidation
 	// drops what it can and says what it could not.
 	report bool
+	// missed, if set, names a bool that a list sets when it reports a
+	// template it cannot render.
+	missed string
 }
 
 // check is a nil check: the expression in the code and as the user wrote it.
@@ -381,7 +384,11 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 			}
 			s = jen.If(cond).Block(s)
 			if rt.report {
-				s = s.Else().Block(mr.cache().Dot("Unrendered").Call(jen.Lit(mr.label), jen.Lit(it.raw)))
+				unrendered := []jen.Code{mr.cache().Dot("Unrendered").Call(jen.Lit(mr.label), jen.Lit(it.raw))}
+				if rt.missed != "" {
+					unrendered = append(unrendered, jen.Id(rt.missed).Op("=").True())
+				}
+				s = s.Else().Block(unrendered...)
 			}
 		}
 		if it.each != nil {
@@ -396,26 +403,30 @@ func (mr *methodRenderer) list(ts []*model.Template, rt roots, name string) ([]j
 	return stmts, jen.Id(name)
 }
 
-// renderNothing reports whether the lists of ts may all come out empty
-// for nil pointers alone: every template has a nil check on its path and
-// none loops over a slice (an empty slice is nothing to drop, not a
-// template that could not be rendered). Then a write that rendered
-// nothing calls Cache.AfterUnrenderedWrite.
-func (mr *methodRenderer) renderNothing(rt roots, ts ...[]*model.Template) bool {
+// dropShape describes the lists of ts for the fallback of a write that
+// renders nothing (Cache.AfterUnrenderedWrite). empty: every template has
+// a nil check on its path or loops over a slice, so every list is a
+// variable that may come out empty. loops: some template loops, so an
+// empty list may also mean an empty slice, which is nothing to drop.
+// checks: some template has a nil check.
+func (mr *methodRenderer) dropShape(rt roots, ts ...[]*model.Template) (empty, loops, checks bool) {
 	n := 0
+	empty = true
 	for _, list := range ts {
 		for _, t := range list {
 			n++
-			if eachRef(t) != nil {
-				return false
-			}
-			checks, _ := mr.template(t, rt)
-			if !slices.ContainsFunc(checks, func(c check) bool { return !mr.checked[c.expr] }) {
-				return false
+			cs, _ := mr.template(t, rt)
+			checked := slices.ContainsFunc(cs, func(c check) bool { return !mr.checked[c.expr] })
+			checks = checks || checked
+			switch {
+			case eachRef(t) != nil:
+				loops = true
+			case !checked:
+				empty = false
 			}
 		}
 	}
-	return n > 0
+	return empty && n > 0, loops, checks
 }
 
 // emptyLists is the condition that every list named is empty.
@@ -768,7 +779,9 @@ func (mr *methodRenderer) put() []jen.Code {
 			// Neither the key nor a tag: drop the namespace rather
 			// than nothing.
 			fail = append(fail, mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod()))
-		case mr.renderNothing(rt, d.Tags, d.Invalidate):
+		case func() bool { empty, _, _ := mr.dropShape(rt, d.Tags, d.Invalidate); return empty }():
+			// The key is not rendered: an empty drop, whatever the
+			// reason, leaves the write with no invalidation.
 			fail = append(fail, jen.If(emptyLists(lists...)).Block(mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod())).
 				Else().Block(mr.cache().Dot("AfterWrite").Call(mr.withMethod(), jen.Nil(), drop)))
 		default:
@@ -818,6 +831,14 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 		rt.result = names[0]
 	}
 	keys, tags := jen.Code(jen.Nil()), jen.Code(jen.Nil())
+	// With loops, an empty list may be an empty slice: the fallback then
+	// needs to know that a template was not rendered.
+	empty, loops, checks := mr.dropShape(rt, d.Keys, d.Tags)
+	fallback := empty && (!loops || checks)
+	if fallback && loops {
+		rt.missed = mr.local("missed")
+		body = append(body, jen.Id(rt.missed).Op(":=").False())
+	}
 	if len(d.Keys) > 0 {
 		var stmts []jen.Code
 		stmts, keys = mr.list(d.Keys, rt, mr.local("keys"))
@@ -833,7 +854,7 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 		ret = append(vs, jen.Nil())
 	}
 	drop := mr.cache().Dot("AfterWrite").Call(mr.withMethod(), keys, tags)
-	if mr.renderNothing(rt, d.Keys, d.Tags) {
+	if fallback {
 		// Nothing rendered: drop the namespace rather than nothing.
 		var lists []jen.Code
 		if len(d.Keys) > 0 {
@@ -842,7 +863,11 @@ func (mr *methodRenderer) invalidate() []jen.Code {
 		if len(d.Tags) > 0 {
 			lists = append(lists, tags)
 		}
-		drop = jen.If(emptyLists(lists...)).Block(mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod())).
+		cond := emptyLists(lists...)
+		if rt.missed != "" {
+			cond = jen.Id(rt.missed).Op("&&").Add(cond)
+		}
+		drop = jen.If(cond).Block(mr.cache().Dot("AfterUnrenderedWrite").Call(mr.withMethod())).
 			Else().Block(drop)
 	}
 	body = append(body, drop)
