@@ -136,7 +136,8 @@ func TestLeaseFirstNoStaleSet(t *testing.T) {
 }
 
 // TestStoreInlineWithoutDeadline: a miss whose caller has no deadline
-// stores in the caller's goroutine and returns with its value stored, even
+// stores in the caller's goroutine, after it has published its answer to
+// the callers that join it, and returns with its value stored, even
 // when the store is slower than the store wait; a caller with a deadline
 // keeps it: its store goes to the background (TestStoreDoesNotDelayTheCaller
 // holds Redis for that one).
@@ -162,6 +163,19 @@ func TestStoreInlineWithoutDeadline(t *testing.T) {
 		done <- err
 	}()
 	<-reached
+	// The answer is published before the store: a caller that joins the
+	// load meanwhile takes it without waiting for the store.
+	c.flight.mu.Lock()
+	call := c.flight.calls[c.RedisKey("k")]
+	c.flight.mu.Unlock()
+	if call == nil {
+		t.Fatal("the load left the flight before its store")
+	}
+	select {
+	case <-call.done:
+	default:
+		t.Fatal("the answer was not published before the store")
+	}
 	// No signal tells that a call did not return: watch it for ten store
 	// waits.
 	select {
