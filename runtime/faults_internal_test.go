@@ -27,7 +27,7 @@ func newProxied(t *testing.T, b *redistest.Backend, retries int, opts ...Option)
 		t.Fatal("newProxied: standalone only")
 	}
 	fc := faultproxy.NewClient(t, b.Addrs[0], retries,
-		leaseScript, casStoreScript, releaseScript, tagAddScript, tagDropScript, refreshLockScript, keepaliveScript)
+		leaseScript, casStoreScript, casStoreTaggedScript, releaseScript, tagAddScript, tagDropScript, refreshLockScript, keepaliveScript)
 	return &proxied{Client: fc, c: quietCache(&redistest.Backend{Client: fc.Client, Namespace: b.Namespace}, opts...)}
 }
 
@@ -60,8 +60,14 @@ func TestRetriedTagDropLosesNothing(t *testing.T) {
 	px := newProxied(t, b, 2)
 	storeTagged(t, quietCache(b), "item:1", "group")
 	px.lateReply(tagDropScript)
+	start := time.Now()
 	if err := px.c.InvalidateTags(context.Background(), "group"); err != nil {
 		t.Fatalf("InvalidateTags: %v", err)
+	}
+	// The first run's reply came after the read timeout: the call waited
+	// for it, then ran the script again.
+	if took := time.Since(start); took < px.Options().ReadTimeout {
+		t.Fatalf("InvalidateTags took %v, less than the read timeout (%v): no reply was late, nothing was forced", took, px.Options().ReadTimeout)
 	}
 	assertGone(t, b, "item:1")
 }
@@ -75,7 +81,7 @@ func TestTimedOutTagDropIsFinishedLater(t *testing.T) {
 	storeTagged(t, quietCache(b), "item:1", "group")
 	px.lateReply(tagDropScript)
 	if err := px.c.InvalidateTags(context.Background(), "group"); err == nil {
-		t.Log("the late reply did not time out the drop")
+		t.Fatal("the late reply did not time out the drop: nothing was forced")
 	}
 	if err := px.c.InvalidateTags(context.Background(), "group"); err != nil {
 		t.Fatalf("second InvalidateTags: %v", err)
@@ -112,24 +118,40 @@ func TestRetriedLeaseIsTheCallersOwn(t *testing.T) {
 }
 
 // TestStoreDoesNotDelayTheCaller (issue 10, defect 3): Redis hangs after
-// the load; the caller must get its value before its deadline.
+// the load, at the store's compare-and-set (with tags on a single master,
+// the tagged one); the caller must get its value before its deadline.
 func TestStoreDoesNotDelayTheCaller(t *testing.T) {
-	b := redistest.Standalone(t)
-	px := newProxied(t, b, 2)
-	px.onScript(casStoreScript, px.Proxy.Hold)
-	defer px.Proxy.Release()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, TTL(time.Minute), Tags("t"))
-	if err != nil || v != "v" {
-		t.Fatalf("GetCached = %q, %v", v, err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("GetCached returned after the caller's 300 ms deadline: the store ran on the caller's time")
-	}
-	px.Proxy.Release()
-	if err := px.c.Wait(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		store *redis.Script
+		opts  []CallOption
+	}{
+		{"untagged", casStoreScript, nil},
+		{"tagged", casStoreTaggedScript, []CallOption{Tags("t")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := redistest.Standalone(t)
+			px := newProxied(t, b, 2)
+			var held atomic.Bool
+			px.onScript(tc.store, func() { held.Store(true); px.Proxy.Hold() })
+			defer px.Proxy.Release()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			v, err := GetCached(ctx, px.c, "k", func(context.Context) (string, error) { return "v", nil }, append(tc.opts, TTL(time.Minute))...)
+			if err != nil || v != "v" {
+				t.Fatalf("GetCached = %q, %v", v, err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("GetCached returned after the caller's 300 ms deadline: the store ran on the caller's time")
+			}
+			px.Proxy.Release()
+			if err := px.c.Wait(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			if !held.Load() {
+				t.Fatal("the store's compare-and-set never ran: Redis was not held, nothing was forced")
+			}
+		})
 	}
 }
 
