@@ -185,6 +185,11 @@ func TestRedisDownFailsFast(t *testing.T) {
 		if v, err := GetCached(ctx, px.c, "k", load, TTL(time.Minute)); err != nil || v != "v" {
 			t.Fatalf("read %d with Redis down = %q, %v; want the loader's answer", i, v, err)
 		}
+		// Each read meets one connection failure: the breaker opens
+		// at the breakerThreshold-th.
+		if open := px.c.br.open.Load(); open != (i+1 >= breakerThreshold) {
+			t.Fatalf("breaker open = %v after %d reads with Redis down; want it open from read %d on", open, i+1, breakerThreshold)
+		}
 	}
 	s, _ := px.c.Stats(ctx)
 	if !s.BreakerOpen || s.BreakerSkips < 5 {
