@@ -153,11 +153,6 @@ func TestBypassIsCounted(t *testing.T) {
 	}
 }
 
-// noCommitTx is a transaction that is never committed.
-type noCommitTx struct{}
-
-func (noCommitTx) AfterCommit(func()) {}
-
 // TestGetBatchInTransaction: inside a transaction the cache is bypassed,
 // but the result is what a batch get promises: the wrapped method is asked
 // each id once, in first order, and the result keeps the order of ids,
@@ -165,7 +160,7 @@ func (noCommitTx) AfterCommit(func()) {}
 func TestGetBatchInTransaction(t *testing.T) {
 	b := redistest.Standalone(t)
 	c := newCache(b)
-	ctx := runtime.WithTx(context.Background(), noCommitTx{})
+	ctx := runtime.WithTx(context.Background(), &runtime.FakeTx{}) // never committed
 	var asked []int64
 	load := func(_ context.Context, ids []int64) ([]*project, error) {
 		asked = slices.Clone(ids)
@@ -197,16 +192,6 @@ func TestGetBatchInTransaction(t *testing.T) {
 	}
 }
 
-// commitTx is a transaction the test commits.
-type commitTx struct{ fns []func() }
-
-func (x *commitTx) AfterCommit(fn func()) { x.fns = append(x.fns, fn) }
-func (x *commitTx) commit() {
-	for _, fn := range x.fns {
-		fn()
-	}
-}
-
 // TestAfterUnrenderedWrite: a write whose keys and tags could not be
 // rendered drops every value of the namespace; in a transaction, after
 // the commit.
@@ -219,10 +204,10 @@ func TestAfterUnrenderedWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		tx := &commitTx{}
+		tx := &runtime.FakeTx{}
 		c.AfterUnrenderedWrite(runtime.WithTx(ctx, tx))
 		assertKeys(t, b, c, map[string]bool{"project:1": true, "projects:ws1": true})
-		tx.commit()
+		runtime.CommitTx(tx)
 		assertKeys(t, b, c, map[string]bool{"project:1": false, "projects:ws1": false})
 	})
 }

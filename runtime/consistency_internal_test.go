@@ -29,6 +29,25 @@ type row struct {
 	Version int
 }
 
+// heldRead starts a GetCached of key in the background whose loader reads
+// load() and then waits. It returns once the loader has read: release lets
+// the loader return, and result then gives what GetCached returned.
+func heldRead[T any](ctx context.Context, c *Cache, key string, load func() T, opts ...CallOption) (release func(), result <-chan T) {
+	loading, released := make(chan struct{}), make(chan struct{})
+	done := make(chan T, 1)
+	go func() {
+		v, _ := GetCached(ctx, c, key, func(context.Context) (T, error) {
+			v := load()
+			close(loading)
+			<-released
+			return v, nil
+		}, opts...)
+		done <- v
+	}()
+	<-loading
+	return func() { close(released) }, done
+}
+
 // TestNoStaleSetAfterKeyInvalidation forces the classic race: a reader
 // misses and loads the old row; a writer updates the row and invalidates
 // the key; then the reader tries to store the old row. It must not stick.
@@ -38,23 +57,12 @@ func TestNoStaleSetAfterKeyInvalidation(t *testing.T) {
 		c := quietCache(b)
 		var db atomic.Int64 // the row's version
 		db.Store(1)
-		loading, release := make(chan struct{}), make(chan struct{})
-		readerDone := make(chan row)
-		go func() {
-			v, _ := GetCached(ctx, c, "row:1", func(context.Context) (row, error) {
-				r := row{1, int(db.Load())} // reads version 1
-				close(loading)
-				<-release
-				return r, nil
-			}, TTL(time.Minute))
-			readerDone <- v
-		}()
-		<-loading
+		release, readerDone := heldRead(ctx, c, "row:1", func() row { return row{1, int(db.Load())} }, TTL(time.Minute)) // reads version 1
 		db.Store(2)
 		if err := c.Invalidate(ctx, "row:1"); err != nil { // the writer's acknowledged invalidation
 			t.Fatal(err)
 		}
-		close(release)
+		release()
 		if v := <-readerDone; v.Version != 1 {
 			t.Fatalf("reader got %+v", v)
 		}
@@ -79,23 +87,12 @@ func TestNoStaleSetAfterResultTagInvalidation(t *testing.T) {
 		name.Store("old")
 		list := func() []string { return []string{"a", name.Load().(string)} }
 		tags := ResultTags(func([]string) []string { return []string{"item:7"} })
-		loading, release := make(chan struct{}), make(chan struct{})
-		done := make(chan []string)
-		go func() {
-			v, _ := GetCached(ctx, c, "list", func(context.Context) ([]string, error) {
-				l := list()
-				close(loading)
-				<-release
-				return l, nil
-			}, TTL(time.Minute), tags)
-			done <- v
-		}()
-		<-loading
+		release, done := heldRead(ctx, c, "list", list, TTL(time.Minute), tags)
 		name.Store("new")
 		if err := c.InvalidateTags(ctx, "item:7"); err != nil {
 			t.Fatal(err)
 		}
-		close(release)
+		release()
 		<-done
 		got, _ := GetCached(ctx, c, "list", func(context.Context) ([]string, error) { return list(), nil }, TTL(time.Minute), tags)
 		if got[1] != "new" {

@@ -26,23 +26,12 @@ func TestNoStaleSetAfterStaticTagInvalidation(t *testing.T) {
 		c := quietCache(b)
 		var db atomic.Int64
 		db.Store(1)
-		loading, release := make(chan struct{}), make(chan struct{})
-		done := make(chan row)
-		go func() {
-			v, _ := GetCached(ctx, c, "row:1", func(context.Context) (row, error) {
-				r := row{1, int(db.Load())}
-				close(loading)
-				<-release
-				return r, nil
-			}, TTL(time.Minute), Tags("item:1"))
-			done <- v
-		}()
-		<-loading
+		release, done := heldRead(ctx, c, "row:1", func() row { return row{1, int(db.Load())} }, TTL(time.Minute), Tags("item:1"))
 		db.Store(2)
 		if err := c.InvalidateTags(ctx, "item:1"); err != nil {
 			t.Fatal(err)
 		}
-		close(release)
+		release()
 		<-done
 		got, _ := GetCached(ctx, c, "row:1", func(context.Context) (row, error) { return row{1, int(db.Load())}, nil }, TTL(time.Minute), Tags("item:1"))
 		if got.Version != 2 {

@@ -196,19 +196,7 @@ func TestStaleSetAfterFailoverWithReorderedTagging(t *testing.T) {
 
 	var db atomic.Int64
 	db.Store(1)
-	loading, release := make(chan struct{}), make(chan struct{})
-	done := make(chan int64)
-	go func() {
-		v, _ := GetCached(ctx, c, "row", func(context.Context) (int64, error) {
-			armed.Store(false)
-			v := db.Load()
-			close(loading)
-			<-release
-			return v, nil
-		}, TTL(time.Minute), Tags("t"))
-		done <- v
-	}()
-	<-loading
+	release, done := heldRead(ctx, c, "row", func() int64 { armed.Store(false); return db.Load() }, TTL(time.Minute), Tags("t"))
 	if n, _ := admR.Exists(ctx, c.RedisKey("row")).Result(); n != 1 {
 		t.Fatalf("R lacks the placeholder: the scenario was not set up")
 	}
@@ -224,7 +212,7 @@ func TestStaleSetAfterFailoverWithReorderedTagging(t *testing.T) {
 	if err := c.InvalidateTags(ctx, "t"); err != nil {
 		t.Fatalf("invalidation on the new master: %v", err)
 	}
-	close(release)
+	release()
 	<-done
 	if err := c.Wait(ctx); err != nil {
 		t.Fatal(err)

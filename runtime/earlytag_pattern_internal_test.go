@@ -126,18 +126,7 @@ func TestLostTagSetLosesEarlyMember(t *testing.T) {
 	c := quietCache(b)
 	var db atomic.Int64
 	db.Store(1)
-	loading, release := make(chan struct{}), make(chan struct{})
-	done := make(chan int64)
-	go func() {
-		v, _ := GetCached(ctx, c, "row", func(context.Context) (int64, error) {
-			v := db.Load()
-			close(loading)
-			<-release
-			return v, nil
-		}, TTL(time.Minute), Tags("t"))
-		done <- v
-	}()
-	<-loading // leased and tagged
+	release, done := heldRead(ctx, c, "row", db.Load, TTL(time.Minute), Tags("t")) // leased and tagged
 	if n, err := b.Client.Del(ctx, c.tagKey("t")).Result(); err != nil || n != 1 {
 		t.Fatalf("the tag's set was not there to lose (%d, %v): nothing forced", n, err)
 	}
@@ -145,7 +134,7 @@ func TestLostTagSetLosesEarlyMember(t *testing.T) {
 	if err := c.InvalidateTags(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	release()
 	<-done
 	if err := c.Wait(ctx); err != nil {
 		t.Fatal(err)

@@ -104,23 +104,12 @@ func TestLeaseFirstNoStaleSet(t *testing.T) {
 		c.missRun.Store(leaseFirstAfter)
 		var db atomic.Int64
 		db.Store(1)
-		loading, release := make(chan struct{}), make(chan struct{})
-		readerDone := make(chan int64)
-		go func() {
-			v, _ := GetCached(ctx, c, "row", func(context.Context) (int64, error) {
-				v := db.Load()
-				close(loading)
-				<-release
-				return v, nil
-			}, TTL(time.Minute), Tags("row"))
-			readerDone <- v
-		}()
-		<-loading
+		release, readerDone := heldRead(ctx, c, "row", db.Load, TTL(time.Minute), Tags("row"))
 		db.Store(2)
 		if err := c.InvalidateTags(ctx, "row"); err != nil {
 			t.Fatal(err)
 		}
-		close(release)
+		release()
 		if v := <-readerDone; v != 1 {
 			t.Fatalf("reader got %d, want the 1 it loaded", v)
 		}
