@@ -81,7 +81,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int64, e
 func (c *Cache) valueKeys(keys []string) []string {
 	out := keys[:0]
 	for _, k := range keys {
-		if len(k) > len(c.prefix) && k[len(c.prefix)] != '#' {
+		if validKey(k[len(c.prefix):]) { // SCAN answers names that begin with the prefix
 			out = append(out, k)
 		}
 	}

@@ -120,6 +120,7 @@ func isConnFailure(err error) bool {
 const nodeBreakerOpen = 500 * time.Millisecond
 
 type nodeBreaker struct {
+	addr      string // the master's
 	fails     atomic.Int32
 	openUntil atomic.Int64 // unix nanoseconds; 0 when closed
 	probing   atomic.Bool  // a half-open read is in flight
@@ -143,7 +144,7 @@ func (c *Cache) nodeBreakerOf(ctx context.Context, full string) *nodeBreaker {
 		return v.(*nodeBreaker)
 	}
 	h := &c.hits
-	v, _ := c.nodeBr.LoadOrStore(addr, &nodeBreaker{pipe: hitPipe{client: h.client, max: h.max, sending: h.sending, joined: h.joined}})
+	v, _ := c.nodeBr.LoadOrStore(addr, &nodeBreaker{addr: addr, pipe: hitPipe{client: h.client, max: h.max, sending: h.sending, joined: h.joined}})
 	return v.(*nodeBreaker)
 }
 
@@ -188,7 +189,9 @@ func (nb *nodeBreaker) record(c *Cache, err error) {
 			nb.openUntil.Store(0)
 			c.checkNodesNow() // it may have come back empty
 		}
-		nb.probing.Store(false)
+		if nb.probing.Load() { // a plain load on the hit path: no shared write
+			nb.probing.Store(false)
+		}
 		return
 	}
 	c.suspectTopology()

@@ -97,7 +97,6 @@ type Cache struct {
 	// were moved aside and before they are deleted.
 	tagDropped func(tag string)
 	hits       hitPipe      // the Redis tier's GETs; see hitpipe.go
-	hitsMax    int          // WithHitPipelining; -1 until set
 	missRun    atomic.Int64 // reads that missed in a row; see leaseFirst
 	l1cfg      *l1Config    // WithL1
 	l1         *nearCache   // nil without WithL1
@@ -214,7 +213,7 @@ func WithClockSkew(d time.Duration) Option {
 func WithHitPipelining(n int) Option {
 	return func(c *Cache) {
 		if n >= 0 {
-			c.hitsMax = n
+			c.hits.max = n
 		}
 	}
 }
@@ -234,7 +233,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		evictionWindow: evictionWindow,
 		pollMin:        2 * time.Millisecond,
 		pollMax:        20 * time.Millisecond,
-		hitsMax:        -1,
+		hits:           hitPipe{max: -1}, // until WithHitPipelining sets it
 	}
 	for _, o := range opts {
 		o(c)
@@ -262,7 +261,6 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	c.invLog.every, c.valueLog.every, c.dropLog.every = time.Second, time.Second, time.Second
 	c.br.c = c
 	c.hits.client = client
-	c.hits.max = c.hitsMax
 	if c.hits.max < 0 {
 		c.hits.max = defaultHitPipelining()
 	}

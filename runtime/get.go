@@ -95,10 +95,16 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	// 2. Redis.
 	c.maybeCheckNodes(start)
-	nb := c.nodeBreakerOf(ctx, full)
-	nbOK, probe := nb.allow(c, start)
-	if !c.br.allow() || !nbOK {
-		nb.release(probe)
+	var (
+		nb    *nodeBreaker
+		probe bool
+	)
+	ok := c.br.allow()
+	if ok {
+		nb = c.nodeBreakerOf(ctx, full)
+		ok, probe = nb.allow(c, start)
+	}
+	if !ok {
 		// Redis (or, on a cluster, the master of this key) is failing:
 		// the source answers at once.
 		c.miss(k, o.method, start)
@@ -106,7 +112,7 @@ func getCached[T any, L loader[T]](ctx context.Context, c *Cache, key string, l 
 	}
 	// From here on a half-open node breaker's probe (this read, maybe)
 	// ends with a Redis outcome recorded, or is given back (nb.release).
-	if c.topologyUnsure(ctx, full) {
+	if c.topologyUnsureAt(ctx, nb, full) {
 		// A master may have been replaced: the source answers.
 		nb.release(probe)
 		c.miss(k, o.method, start)

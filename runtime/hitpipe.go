@@ -59,8 +59,7 @@ const maxBatch = 256
 // once done is closed.
 type hitBatch struct {
 	keys []string
-	vals []string
-	errs []error
+	cmds []*redis.StringCmd // one per key, with its reply once done is closed
 	done chan struct{}
 }
 
@@ -105,7 +104,7 @@ func (p *hitPipe) get(ctx context.Context, full string) (string, error) {
 	}
 	select {
 	case <-b.done:
-		return b.vals[i], b.errs[i]
+		return b.cmds[i].Result()
 	case <-ctx.Done():
 		// The batch goes out without this reader; its reply is dropped.
 		return "", ctx.Err()
@@ -137,20 +136,15 @@ func (p *hitPipe) sendBatches(b *hitBatch) {
 		if p.sending != nil {
 			p.sending(b.keys)
 		}
-		b.vals = make([]string, len(b.keys))
-		b.errs = make([]error, len(b.keys))
 		if len(b.keys) == 1 {
-			b.vals[0], b.errs[0] = p.client.Get(ctx, b.keys[0]).Result()
+			b.cmds = []*redis.StringCmd{p.client.Get(ctx, b.keys[0])}
 		} else {
 			pipe := p.client.Pipeline()
-			cmds := make([]*redis.StringCmd, len(b.keys))
+			b.cmds = make([]*redis.StringCmd, len(b.keys))
 			for i, k := range b.keys {
-				cmds[i] = pipe.Get(ctx, k)
+				b.cmds[i] = pipe.Get(ctx, k)
 			}
 			_, _ = pipe.Exec(ctx) // each command carries its own error
-			for i, cmd := range cmds {
-				b.vals[i], b.errs[i] = cmd.Result()
-			}
 		}
 		// The next batch, if any, takes this one's place before this
 		// one's readers wake: once they return, the pipe's count is right.

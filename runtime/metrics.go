@@ -332,7 +332,7 @@ func (e *evictions) grew(readings map[string]int64) bool {
 	grew := false
 	for id, n := range readings {
 		if prev, ok := e.seen[id]; !ok || n > prev {
-			e.seen[id] = max(n, prev)
+			e.seen[id] = n
 			grew = grew || n > prev
 		}
 	}

@@ -96,8 +96,7 @@ func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 	if !c.perKey || c.cluster == nil {
 		return false
 	}
-	seenp := c.nodes.seen.Load()
-	if seenp == nil && !c.suspect() {
+	if c.nodes.seen.Load() == nil && !c.suspect() {
 		return false // before the first check: nothing to compare with
 	}
 	for _, k := range full {
@@ -105,14 +104,36 @@ func (c *Cache) unseenMaster(ctx context.Context, full ...string) bool {
 		if err != nil {
 			continue // the command will fail, and fail open
 		}
-		if seenp == nil {
-			return true
-		}
-		if _, ok := (*seenp)[m.Options().Addr]; !ok {
+		if c.unseen(m.Options().Addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// unseen reports that no check has seen addr as a master; before the
+// first check, that a failure has made the masters suspect.
+func (c *Cache) unseen(addr string) bool {
+	seenp := c.nodes.seen.Load()
+	if seenp == nil {
+		return c.suspect()
+	}
+	_, ok := (*seenp)[addr]
+	return !ok
+}
+
+// topologyUnsureAt is topologyUnsure for the key whose master's breaker
+// the read has just looked up (nodeBreakerOf): it uses that lookup's
+// address instead of a second one.
+func (c *Cache) topologyUnsureAt(ctx context.Context, nb *nodeBreaker, full string) bool {
+	if nb == nil {
+		return c.topologyUnsure(ctx, full)
+	}
+	if !c.unseen(nb.addr) {
+		return false
+	}
+	c.startCheck()
+	return true
 }
 
 // answers returns the count of reads answered by unseen nodes, to compare

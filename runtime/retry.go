@@ -51,12 +51,10 @@ func (c *Cache) invalidationFailed(keys, tags []string, method string, err error
 	if ok, suppressed := c.invLog.allow(); ok {
 		c.log.Error("repocache: invalidation failed; retrying in the background", "keys", keys, "tags", tags, "err", err, "suppressed", suppressed)
 	}
-	c.retryLater(keys, tags)
+	c.retryLater(keys, tags, nil)
 }
 
-func (c *Cache) retryLater(keys, tags []string) { c.retryLaterAll(keys, tags, nil) }
-
-func (c *Cache) retryLaterAll(keys, tags, patterns []string) {
+func (c *Cache) retryLater(keys, tags, patterns []string) {
 	q := &c.retries
 	window := max(time.Duration(c.maxTTL.Load()), minRetryWindow)
 	until := time.Now().Add(window)

@@ -49,10 +49,13 @@ type tracker struct {
 	prefix string
 	// name is the connections' client name (CLIENT LIST shows it):
 	// repocache-l1-<random>, one per Cache.
-	name   string
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	name string
+	// sentinel: the client follows a Sentinel primary, and each watcher
+	// reads the run_id its connection reached, for nodeLoop.
+	sentinel bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	mu       sync.Mutex
 	watchers map[string]*watcher // by master address
@@ -76,8 +79,9 @@ type watcher struct {
 	cancel    context.CancelFunc
 	confirmed atomic.Bool
 	proof     atomic.Int64 // unix nanoseconds it was last heard from
-	// runID is the run_id of the server its connection reached (nil if
-	// INFO was refused): see nodeLoop.
+	// runID is the run_id of the server its connection reached, for a
+	// Sentinel client only (nil otherwise, or if INFO was refused): see
+	// nodeLoop.
 	runID atomic.Pointer[string]
 	// conns counts the connections made, under cmu with confirmed's
 	// changes: a subscription's confirmation read from a connection that
@@ -107,10 +111,11 @@ func startTracker(c *Cache, n *nearCache) *tracker {
 	case *redis.Client:
 		// A standalone server, or the current master of a Sentinel set:
 		// the options carry the dialer that finds it.
+		t.sentinel = cl.Options().Addr == "FailoverClient" // go-redis's name for a Sentinel client
 		t.mu.Lock()
 		t.add("", cl.Options())
 		t.mu.Unlock()
-		if cl.Options().Addr == "FailoverClient" { // go-redis's name for a Sentinel client
+		if t.sentinel {
 			t.wg.Add(1)
 			go t.nodeLoop(cl)
 		}
@@ -167,9 +172,11 @@ func (t *tracker) add(addr string, base *redis.Options) {
 			return err
 		}
 		w.runID.Store(nil)
-		if info, err := cn.Info(ctx, "server").Result(); err == nil {
-			if rid := infoString(info, "run_id"); rid != "" {
-				w.runID.Store(&rid)
+		if t.sentinel { // a round trip per connect that only nodeLoop reads
+			if info, err := cn.Info(ctx, "server").Result(); err == nil {
+				if rid := infoString(info, "run_id"); rid != "" {
+					w.runID.Store(&rid)
+				}
 			}
 		}
 		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()

@@ -101,7 +101,7 @@ func (c *Cache) AfterUnrenderedWrite(ctx context.Context) {
 		c.stats.invalidationFailures.Add(1)
 		c.observe(Event{Op: OpInvalidateError, Key: "*", Err: err, Method: method})
 		c.log.Error("repocache: dropping the namespace after an unrendered write failed; retrying in the background", "method", method, "err", err)
-		c.retryLaterAll(nil, nil, []string{"*"})
+		c.retryLater(nil, nil, []string{"*"})
 	}
 }
 
