@@ -119,6 +119,10 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 		tags = staticTags(opts)
 		tagTTL = max(o.ttl+o.jitter, o.negative) + o.swr + 2*c.leaseTTL
 	}
+	// The key's master's breaker, looked up once: each lease answer is an
+	// outcome of a read on it (for a read that skipped its GET,
+	// leaseFirst, maybe a half-open breaker's probe). nil off a cluster.
+	nb := c.nodeBreakerOf(ctx, full)
 	for {
 		rctx, cancel := c.redisCtx(ctx)
 		vd.sending()
@@ -133,10 +137,8 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 			a.missed = true
 			c.miss(key, o.method, a.start)
 		}
-		if err == nil && c.cluster != nil {
-			// An answer: it may be the probe of a half-open breaker
-			// (a read that skipped its GET, leaseFirst).
-			c.nodeBreakerOf(ctx, full).record(c, nil)
+		if err == nil {
+			nb.record(c, nil)
 		}
 		switch {
 		case err != nil:
@@ -145,7 +147,7 @@ func loadLeased[T any](ctx context.Context, c *Cache, key, full string, load fun
 				vd.finish(false)
 				return zero, nil, cerr
 			}
-			c.nodeBreakerOf(ctx, full).record(c, err)
+			nb.record(c, err)
 			c.redisError("lease", key, err)
 			vd.finish(false)
 			v, err := loadAndCount(ctx, c, key, o.method, load)
