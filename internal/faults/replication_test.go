@@ -47,19 +47,8 @@ func testInvalidationLostInFailover(t *testing.T, get readFunc) {
 	rdb := redis.NewClusterClient(tp.ClusterOptions())
 	t.Cleanup(func() { _ = rdb.Close() })
 	h := holdInvalidation(t, tp, rdb, get)
-	c, m0, r0, k, read := h.c, h.m0, h.r0, h.k, h.read
-	if err := m0.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r0.Cont(); err != nil {
-		t.Fatal(err)
-	}
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	nm, err := tp.WaitFailover(fctx, m0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, k, read := h.c, h.k, h.read
+	nm := promoteHeld(t, tp, h.m0, h.r0)
 	if n, err := nm.Client().Exists(ctx, c.RedisKey(k)).Result(); err != nil || n != 1 {
 		t.Fatalf("the new master %v does not hold the deleted key (%d, %v): replication was not held, the test forced nothing", nm, n, err)
 	}
@@ -123,19 +112,45 @@ func holdInvalidation(t *testing.T, tp *redistest.Topology, rdb *redis.ClusterCl
 	if err := tp.WaitReplicated(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Hold replication: pause the replica, then cut its link.
-	h.r0 = tp.ReplicaOf(h.m0)
-	if err := h.r0.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.m0.Client().ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.r0 = holdReplication(t, tp, h.m0)
 	db.Store(2)
 	if err := h.c.Invalidate(ctx, h.k); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// holdReplication pauses m0's replica, then cuts its link, so that what
+// m0 acknowledges next reaches m0 alone; it returns the replica.
+func holdReplication(t *testing.T, tp *redistest.Topology, m0 *redistest.Node) *redistest.Node {
+	t.Helper()
+	r0 := tp.ReplicaOf(m0)
+	if err := r0.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m0.Client().ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return r0
+}
+
+// promoteHeld kills m0, resumes its held replica r0 and returns the master
+// the cluster promoted.
+func promoteHeld(t *testing.T, tp *redistest.Topology, m0, r0 *redistest.Node) *redistest.Node {
+	t.Helper()
+	if err := m0.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r0.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nm, err := tp.WaitFailover(ctx, m0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nm
 }
 
 // waitRouted reloads rdb's slot map until it routes full to master nm:

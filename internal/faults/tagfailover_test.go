@@ -69,13 +69,7 @@ func TestTagMemberLostInFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Hold m0's replication, then cache k: its member reaches m0 alone.
-	r0 := tp.ReplicaOf(m0)
-	if err := r0.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m0.Client().ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
-		t.Fatal(err)
-	}
+	r0 := holdReplication(t, tp, m0)
 	read()
 	if err := c.Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -83,18 +77,7 @@ func TestTagMemberLostInFailover(t *testing.T) {
 	if v := read(); v != 1 {
 		t.Fatalf("read = %d, want the cached 1", v)
 	}
-	if err := m0.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r0.Cont(); err != nil {
-		t.Fatal(err)
-	}
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	nm, err := tp.WaitFailover(fctx, m0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nm := promoteHeld(t, tp, m0, r0)
 	if n, err := nm.Client().ZCard(ctx, tagKey).Result(); err != nil || n != 0 {
 		t.Fatalf("the new master holds %d members of the tag (%v): replication was not held, the test forced nothing", n, err)
 	}
