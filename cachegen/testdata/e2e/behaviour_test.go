@@ -762,6 +762,18 @@ func setupAccounts(t *testing.T, f *accounts) (*AccountRepoCache, *runtime.Cache
 
 func email(s string) *string { return &s }
 
+// cacheAccount reads account 1 twice through r, so that it is cached (the
+// second read a hit), and checks its first role.
+func cacheAccount(t *testing.T, r *AccountRepoCache, c *runtime.Cache, role string) {
+	t.Helper()
+	for range 2 {
+		if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != role {
+			t.Fatalf("Get = %+v, %v; want role %q", a, err, role)
+		}
+		wait(t, c)
+	}
+}
+
 // ann is an account with every kind of field set; Created is in UTC with
 // nanoseconds, as a database driver configured for UTC returns it.
 func ann() *Account {
@@ -1015,12 +1027,7 @@ func TestCreateManyInvalidatesResultTags(t *testing.T) {
 func TestNilPointerInInvalidation(t *testing.T) {
 	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
 	r, c, _ := setupAccounts(t, f)
-	for range 2 {
-		if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "dev" {
-			t.Fatalf("Get = %+v, %v", a, err)
-		}
-		wait(t, c)
-	}
+	cacheAccount(t, r, c, "dev")
 	if err := r.Update(ctx, &Account{ID: 1, Roles: []string{"ops"}}); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -1049,12 +1056,7 @@ func TestNilPointerInInvalidation(t *testing.T) {
 func TestWriteThatRendersNothing(t *testing.T) {
 	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
 	r, c, _ := setupAccounts(t, f)
-	for range 2 {
-		if a, err := r.Get(ctx, 1); err != nil || a.Roles[0] != "dev" {
-			t.Fatalf("Get = %+v, %v", a, err)
-		}
-		wait(t, c)
-	}
+	cacheAccount(t, r, c, "dev")
 	if err := r.Merge(ctx, nil); err != nil {
 		t.Fatalf("Merge: %v", err)
 	}
@@ -1076,16 +1078,7 @@ func TestWriteThatRendersNothing(t *testing.T) {
 func TestLoopThatRendersNothing(t *testing.T) {
 	f := newAccounts(&Account{ID: 1, Roles: []string{"dev"}})
 	r, c, _ := setupAccounts(t, f)
-	warm := func() {
-		t.Helper()
-		for range 2 {
-			if _, err := r.Get(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			wait(t, c)
-		}
-	}
-	warm()
+	cacheAccount(t, r, c, "dev")
 	if _, err := r.Archive(ctx, -1); err != nil {
 		t.Fatal(err)
 	}
